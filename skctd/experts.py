@@ -1,0 +1,531 @@
+"""Experts: the expensive models a cascade delegates to.
+
+An expert is a fixed, external model that returns ``P(y = positive class | x)`` for
+raw inputs. skctd never trains it. Every expert derives from :class:`BaseExpert`,
+which validates what the expert returns and applies its ``on_error`` policy, so that
+no input is ever lost:
+
+- ``on_error="raise"``: any failure (an exception, a wrong shape, NaN, a value outside
+  [0, 1]) raises :class:`ExpertError` naming the failing rows;
+- ``on_error="fallback"``: the failing rows get ``NaN`` and are counted in the
+  :class:`ExpertReport`; the cascade then keeps the probe score for those rows.
+
+Experts are not estimators: ``clone`` returns the very same object (cloning a
+wrapper around a 27B-parameter model must not copy it), their ``repr`` is stable
+(no memory addresses), and they pickle. Scoring never changes an expert's pickled
+state: caches and counters are kept out of ``__getstate__``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import _num_samples, check_is_fitted
+
+__all__ = [
+    "BaseExpert",
+    "ClassifierExpert",
+    "ExpertError",
+    "ExpertReport",
+    "FunctionExpert",
+    "PrecomputedExpert",
+    "as_expert",
+]
+
+_ON_ERROR = ("raise", "fallback")
+_MAX_ROWS_IN_MESSAGE = 10
+
+
+class ExpertError(RuntimeError):
+    """An expert failed on some rows while ``on_error="raise"``.
+
+    Attributes
+    ----------
+    rows : ndarray of int
+        Positions (in the batch given to the expert) of the failing rows.
+    """
+
+    def __init__(self, message: str, rows: np.ndarray | Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.rows = np.asarray(rows, dtype=np.intp)
+
+
+@dataclass
+class ExpertReport:
+    """Accounting of expert use, for one call or accumulated over many.
+
+    Attributes
+    ----------
+    n_rows : int
+        Rows for which a score was asked.
+    n_scored : int
+        Rows that got a valid score (from the model or from a cache).
+    n_failed : int
+        Rows without a valid score (NaN returned; the cascade falls back to the probe).
+    n_cache_hits : int
+        Rows served from a cache without calling the model.
+    n_requests : int
+        Requests sent to the model (forward batches or HTTP requests, retries included).
+    n_retries : int
+        Requests that were retries of an earlier failed request.
+    prompt_tokens, completion_tokens : int
+        Tokens, when the expert reports them.
+    latency_s : float
+        Wall-clock seconds spent in the expert.
+    failed_rows : list of int
+        Positions of the failing rows in the batch (for one call), or in the order
+        rows were given (accumulated).
+    errors : list of str
+        Up to 10 distinct error messages, to diagnose failures.
+    """
+
+    n_rows: int = 0
+    n_scored: int = 0
+    n_failed: int = 0
+    n_cache_hits: int = 0
+    n_requests: int = 0
+    n_retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    failed_rows: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def add_error(self, message: str) -> None:
+        """Record an error message (distinct messages, at most 10 kept)."""
+        if message not in self.errors and len(self.errors) < 10:
+            self.errors.append(message)
+
+    def merge(self, other: ExpertReport, *, row_offset: int = 0) -> ExpertReport:
+        """Add ``other`` into this report in place and return ``self``.
+
+        ``row_offset`` shifts ``other.failed_rows`` (the position of ``other``'s first
+        row in the accumulated sequence).
+        """
+        for name in (
+            "n_rows",
+            "n_scored",
+            "n_failed",
+            "n_cache_hits",
+            "n_requests",
+            "n_retries",
+            "prompt_tokens",
+            "completion_tokens",
+            "latency_s",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed_rows.extend(int(r) + row_offset for r in other.failed_rows)
+        for message in other.errors:
+            self.add_error(message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a plain dictionary (JSON-serialisable)."""
+        return asdict(self)
+
+
+def _describe_rows(rows: np.ndarray) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:_MAX_ROWS_IN_MESSAGE])
+    more = len(rows) - _MAX_ROWS_IN_MESSAGE
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+class BaseExpert:
+    """Base class of experts: validation, the ``on_error`` policy and accounting.
+
+    Subclasses implement ``_score(X, report)``, returning an array-like of shape
+    ``(n_samples,)`` with the probability of the positive class for each row of
+    ``X`` (NaN for rows they could not score). They may fill the counters of
+    ``report`` (requests, retries, cache hits, tokens). Everything else — checking
+    the shape, NaN, the [0, 1] range and exceptions, applying ``on_error``,
+    timing — is done here.
+
+    Parameters
+    ----------
+    on_error : {"raise", "fallback"}, default="raise"
+        What to do when the expert fails on some rows. ``"raise"`` raises
+        :class:`ExpertError` naming the rows; ``"fallback"`` returns NaN for them
+        and counts them, and the cascade keeps the probe score for those rows.
+    """
+
+    def __init__(self, *, on_error: str = "raise") -> None:
+        self.on_error = on_error
+
+    # -- the protocol -------------------------------------------------------------
+    def _score(self, X: Any, report: ExpertReport) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def score(self, X: Any) -> np.ndarray:
+        """Probability of the positive class for each row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or sequence of length n_samples
+            Raw inputs (numeric rows, texts or conversations).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Values in [0, 1]; NaN for failed rows when ``on_error="fallback"``.
+        """
+        return self.score_with_report(X)[0]
+
+    def score_with_report(self, X: Any) -> tuple[np.ndarray, ExpertReport]:
+        """Like :meth:`score`, and also return the :class:`ExpertReport` of this call."""
+        on_error = self._check_on_error()
+        n = _num_samples(X)
+        report = ExpertReport(n_rows=n)
+        scores = np.full(n, np.nan)
+        if n == 0:
+            return scores, report
+        start = time.perf_counter()
+        try:
+            raw = self._score(X, report)
+        except ExpertError:
+            raise
+        except Exception as exc:  # the expert crashed: every row of the call failed
+            message = f"{type(exc).__name__}: {exc}"
+            if on_error == "raise":
+                raise ExpertError(
+                    f"Expert {self!r} raised {message} while scoring {n} rows "
+                    f"(rows {_describe_rows(np.arange(n))}). Fix the expert or pass "
+                    "on_error='fallback' to keep the probe score for failing rows.",
+                    rows=np.arange(n),
+                ) from exc
+            report.add_error(message)
+        else:
+            scores, problem = _validate_scores(raw, n)
+            if problem is not None and on_error == "raise":
+                raise ExpertError(
+                    f"Expert {self!r} returned {problem}. An expert must return one "
+                    f"probability in [0, 1] per row ({n} rows here). Fix the expert "
+                    "or pass on_error='fallback' to keep the probe score for "
+                    "failing rows.",
+                    rows=np.flatnonzero(np.isnan(scores)),
+                )
+            if problem is not None:
+                report.add_error(problem)
+        report.latency_s += time.perf_counter() - start
+        failed = np.isnan(scores)
+        report.n_failed = int(failed.sum())
+        report.n_scored = n - report.n_failed
+        report.failed_rows = np.flatnonzero(failed).tolist()
+        if report.n_failed and on_error == "raise":
+            raise ExpertError(
+                f"Expert {self!r} could not score rows {_describe_rows(np.flatnonzero(failed))} "
+                f"({report.n_failed} of {n}): {'; '.join(report.errors) or 'NaN returned'}. "
+                "Pass on_error='fallback' to keep the probe score for failing rows.",
+                rows=np.flatnonzero(failed),
+            )
+        return scores, report
+
+    def _check_on_error(self) -> str:
+        if self.on_error not in _ON_ERROR:
+            raise ValueError(
+                f"on_error must be one of {_ON_ERROR}, got {self.on_error!r}."
+            )
+        return self.on_error
+
+    # -- a fixed external model: no copies, stable repr, no scoring state in pickles --
+    def __sklearn_clone__(self) -> BaseExpert:
+        return self
+
+    def _repr_params(self) -> dict[str, Any]:
+        return {"on_error": self.on_error}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v}" for k, v in self._repr_params().items())
+        return f"{type(self).__name__}({params})"
+
+    _transient_attributes: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in self._transient_attributes:
+            state.pop(name, None)
+        return state
+
+
+def _validate_scores(raw: Any, n: int) -> tuple[np.ndarray, str | None]:
+    """Scores as a float array of length ``n`` with NaN where invalid, and a problem."""
+    try:
+        arr = np.asarray(raw, dtype=float)
+    except (TypeError, ValueError) as exc:
+        return np.full(n, np.nan), f"values that are not numbers ({exc})"
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.shape != (n,):
+        return np.full(n, np.nan), f"an array of shape {arr.shape}, expected ({n},)"
+    arr = arr.copy()
+    bad_nan = ~np.isfinite(arr)
+    bad_range = np.isfinite(arr) & ((arr < 0.0) | (arr > 1.0))
+    problems = []
+    if bad_nan.any():
+        problems.append(
+            f"NaN or inf for rows {_describe_rows(np.flatnonzero(bad_nan))}"
+        )
+    if bad_range.any():
+        problems.append(
+            "values outside [0, 1] for rows "
+            f"{_describe_rows(np.flatnonzero(bad_range))}"
+        )
+    arr[bad_nan | bad_range] = np.nan
+    return arr, ("; ".join(problems) or None)
+
+
+def _callable_name(func: Callable) -> str:
+    module = getattr(func, "__module__", None) or "?"
+    qualname = getattr(func, "__qualname__", None) or type(func).__name__
+    return f"{module}.{qualname}"
+
+
+class FunctionExpert(BaseExpert):
+    """An expert given as a plain function ``func(X_rows) -> probabilities``.
+
+    Parameters
+    ----------
+    func : callable
+        Called on the raw rows to delegate (a slice of the cascade's ``X``) and
+        returning one probability of the positive class per row. Use a module-level
+        function if the cascade is to be pickled (a lambda does not pickle).
+    on_error : {"raise", "fallback"}, default="raise"
+        See :class:`BaseExpert`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skctd.experts import FunctionExpert
+    >>> def first_feature_sigmoid(X):
+    ...     return 1.0 / (1.0 + np.exp(-np.asarray(X)[:, 0]))
+    >>> expert = FunctionExpert(first_feature_sigmoid)
+    >>> expert.score(np.array([[0.0, 1.0], [100.0, 0.0]]))
+    array([0.5, 1. ])
+    """
+
+    def __init__(self, func: Callable[[Any], Any], *, on_error: str = "raise") -> None:
+        super().__init__(on_error=on_error)
+        self.func = func
+
+    def _score(self, X: Any, report: ExpertReport) -> Any:
+        if not callable(self.func):
+            raise TypeError(f"func must be callable, got {self.func!r}")
+        report.n_requests += 1
+        return self.func(X)
+
+    def _repr_params(self) -> dict[str, Any]:
+        return {"func": _callable_name(self.func), "on_error": repr(self.on_error)}
+
+
+class ClassifierExpert(BaseExpert):
+    """A fitted scikit-learn classifier used as the expert (``predict_proba``).
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Must implement ``predict_proba`` and have ``classes_``. It is never refitted.
+    pos_label : label, optional
+        The class whose probability is returned. Default: ``estimator.classes_[-1]``.
+    on_error : {"raise", "fallback"}, default="raise"
+        See :class:`BaseExpert`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skctd.experts import ClassifierExpert
+    >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]]); y = np.array([0, 0, 1, 1])
+    >>> expert = ClassifierExpert(LogisticRegression().fit(X, y))
+    >>> bool(expert.score(np.array([[3.0]]))[0] > 0.5)
+    True
+    """
+
+    def __init__(self, estimator: Any, *, pos_label: Any = None, on_error: str = "raise") -> None:
+        super().__init__(on_error=on_error)
+        self.estimator = estimator
+        self.pos_label = pos_label
+
+    def _score(self, X: Any, report: ExpertReport) -> Any:
+        check_is_fitted(self.estimator)
+        classes = list(self.estimator.classes_)
+        label = classes[-1] if self.pos_label is None else self.pos_label
+        if label not in classes:
+            raise ValueError(
+                f"pos_label={label!r} is not one of the expert's classes {classes}."
+            )
+        report.n_requests += 1
+        return self.estimator.predict_proba(X)[:, classes.index(label)]
+
+    def _repr_params(self) -> dict[str, Any]:
+        params = {"estimator": repr(self.estimator)}
+        if self.pos_label is not None:
+            params["pos_label"] = repr(self.pos_label)
+        params["on_error"] = repr(self.on_error)
+        return params
+
+
+def row_key(row: Any) -> str:
+    """A stable key for one raw input row: a text, a conversation or a numeric row.
+
+    Numeric rows are keyed by their float64 bytes, texts by themselves and
+    conversations by their canonical JSON, so the same input always gets the same
+    key in this and in later processes.
+    """
+    if isinstance(row, str):
+        return "s:" + row
+    if isinstance(row, (list, tuple)) and row and isinstance(row[0], dict):
+        return "c:" + json.dumps(list(row), sort_keys=True, ensure_ascii=False)
+    arr = np.asarray(row)
+    if arr.dtype.kind in "biuf":
+        arr = np.ascontiguousarray(arr, dtype=np.float64)
+        return "n:" + hashlib.sha1(arr.tobytes()).hexdigest()
+    return "o:" + json.dumps(
+        arr.tolist() if hasattr(arr, "tolist") else row, sort_keys=True, default=str
+    )
+
+
+def _rows(X: Any) -> list[Any]:
+    if hasattr(X, "iloc"):  # DataFrame or Series
+        return [X.iloc[i] if X.ndim == 1 else X.iloc[i].to_numpy() for i in range(len(X))]
+    if isinstance(X, np.ndarray):
+        return list(X)
+    return list(X)
+
+
+class PrecomputedExpert(BaseExpert):
+    """Expert scores computed beforehand, looked up by key.
+
+    Use it when the expert was run offline (an LLM judge over a whole dataset, or
+    human/other-model verdicts stored in a column).
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_keys,)
+        The expert's probability of the positive class for each key.
+    keys : array-like or sequence of length n_keys, optional
+        What identifies each score. Without ``key_column``, these are the raw rows
+        themselves (numeric rows, texts or conversations), matched exactly. With
+        ``key_column``, they are the values of that id column.
+    key_column : int or str, optional
+        Column of ``X`` holding the id of each row (an index for arrays, a name for
+        DataFrames). Default: the whole row is the key.
+    on_error : {"raise", "fallback"}, default="raise"
+        A row whose key is unknown fails (see :class:`BaseExpert`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skctd.experts import PrecomputedExpert
+    >>> expert = PrecomputedExpert([0.9, 0.1], keys=["how to make a bomb", "hello"])
+    >>> expert.score(["hello", "how to make a bomb"])
+    array([0.1, 0.9])
+    """
+
+    _transient_attributes = ("_lookup",)
+
+    def __init__(
+        self,
+        scores: Any,
+        *,
+        keys: Any = None,
+        key_column: int | str | None = None,
+        on_error: str = "raise",
+    ) -> None:
+        super().__init__(on_error=on_error)
+        self.scores = scores
+        self.keys = keys
+        self.key_column = key_column
+
+    def _table(self) -> dict[str, float]:
+        lookup = self.__dict__.get("_lookup")
+        if lookup is None:
+            if self.keys is None:
+                raise ValueError(
+                    "PrecomputedExpert needs keys: the rows (or ids) the scores belong to."
+                )
+            scores = np.asarray(self.scores, dtype=float).ravel()
+            keys = [self._key_of(k, is_id=self.key_column is not None) for k in _rows(self.keys)]
+            if len(keys) != len(scores):
+                raise ValueError(
+                    f"scores has {len(scores)} values but keys has {len(keys)}; they "
+                    "must be aligned."
+                )
+            lookup = dict(zip(keys, scores.tolist(), strict=True))
+            self._lookup = lookup
+        return lookup
+
+    @staticmethod
+    def _key_of(value: Any, *, is_id: bool) -> str:
+        if is_id:
+            return "id:" + str(value.item() if hasattr(value, "item") else value)
+        return row_key(value)
+
+    def _score(self, X: Any, report: ExpertReport) -> Any:
+        table = self._table()
+        if self.key_column is not None:
+            if hasattr(X, "iloc"):
+                ids = list(X[self.key_column])
+            else:
+                ids = list(_safe_indexing(np.asarray(X, dtype=object), self.key_column, axis=1))
+            keys = [self._key_of(v, is_id=True) for v in ids]
+        else:
+            keys = [row_key(r) for r in _rows(X)]
+        out = np.array([table.get(k, np.nan) for k in keys], dtype=float)
+        missing = np.flatnonzero(np.isnan(out))
+        if missing.size:
+            report.add_error(f"no precomputed score for rows {_describe_rows(missing)}")
+        report.n_cache_hits += int(len(out) - missing.size)
+        return out
+
+    def _repr_params(self) -> dict[str, Any]:
+        n = len(np.asarray(self.scores, dtype=float).ravel())
+        params = {"scores": f"<{n} scores>"}
+        if self.key_column is not None:
+            params["key_column"] = repr(self.key_column)
+        params["on_error"] = repr(self.on_error)
+        return params
+
+
+def as_expert(expert: Any, *, on_error: str = "raise") -> BaseExpert:
+    """Wrap ``expert`` into a :class:`BaseExpert`.
+
+    A :class:`BaseExpert` is returned as is; an object with ``predict_proba`` becomes
+    a :class:`ClassifierExpert`; a callable a :class:`FunctionExpert`; a string
+    ``"module:function"`` is imported and wrapped as a function.
+
+    Parameters
+    ----------
+    expert : BaseExpert, classifier, callable or str
+    on_error : {"raise", "fallback"}, default="raise"
+        Policy for the wrappers created here.
+
+    Returns
+    -------
+    BaseExpert
+    """
+    if isinstance(expert, BaseExpert):
+        return expert
+    if expert is None:
+        raise ValueError(
+            "expert is required: pass a callable returning P(positive) per row, a "
+            "fitted classifier with predict_proba, or a skctd expert "
+            "(e.g. PrecomputedExpert, TransformersJudge, OpenAIJudge)."
+        )
+    if hasattr(expert, "predict_proba"):
+        return ClassifierExpert(expert, on_error=on_error)
+    if isinstance(expert, str) and ":" in expert:
+        module, _, name = expert.partition(":")
+        return FunctionExpert(getattr(importlib.import_module(module), name), on_error=on_error)
+    if callable(expert):
+        return FunctionExpert(expert, on_error=on_error)
+    raise TypeError(
+        f"expert must be a skctd expert, a classifier with predict_proba or a "
+        f"callable, got {type(expert).__name__}."
+    )
