@@ -203,6 +203,8 @@ class BaseExpert:
             report.add_error(message)
         else:
             scores, problem = _validate_scores(raw, n)
+            if problem is not None and report.errors:  # the expert said why
+                problem = f"{'; '.join(report.errors)} ({problem})"
             if problem is not None and on_error == "raise":
                 raise ExpertError(
                     f"Expert {self!r} returned {problem}. An expert must return one "
@@ -347,7 +349,9 @@ class ClassifierExpert(BaseExpert):
     True
     """
 
-    def __init__(self, estimator: Any, *, pos_label: Any = None, on_error: str = "raise") -> None:
+    def __init__(
+        self, estimator: Any, *, pos_label: Any = None, on_error: str = "raise"
+    ) -> None:
         super().__init__(on_error=on_error)
         self.estimator = estimator
         self.pos_label = pos_label
@@ -393,7 +397,9 @@ def row_key(row: Any) -> str:
 
 def _rows(X: Any) -> list[Any]:
     if hasattr(X, "iloc"):  # DataFrame or Series
-        return [X.iloc[i] if X.ndim == 1 else X.iloc[i].to_numpy() for i in range(len(X))]
+        return [
+            X.iloc[i] if X.ndim == 1 else X.iloc[i].to_numpy() for i in range(len(X))
+        ]
     if isinstance(X, np.ndarray):
         return list(X)
     return list(X)
@@ -451,7 +457,10 @@ class PrecomputedExpert(BaseExpert):
                     "PrecomputedExpert needs keys: the rows (or ids) the scores belong to."
                 )
             scores = np.asarray(self.scores, dtype=float).ravel()
-            keys = [self._key_of(k, is_id=self.key_column is not None) for k in _rows(self.keys)]
+            keys = [
+                self._key_of(k, is_id=self.key_column is not None)
+                for k in _rows(self.keys)
+            ]
             if len(keys) != len(scores):
                 raise ValueError(
                     f"scores has {len(scores)} values but keys has {len(keys)}; they "
@@ -473,7 +482,9 @@ class PrecomputedExpert(BaseExpert):
             if hasattr(X, "iloc"):
                 ids = list(X[self.key_column])
             else:
-                ids = list(_safe_indexing(np.asarray(X, dtype=object), self.key_column, axis=1))
+                ids = list(
+                    _safe_indexing(np.asarray(X, dtype=object), self.key_column, axis=1)
+                )
             keys = [self._key_of(v, is_id=True) for v in ids]
         else:
             keys = [row_key(r) for r in _rows(X)]
@@ -522,7 +533,9 @@ def as_expert(expert: Any, *, on_error: str = "raise") -> BaseExpert:
         return ClassifierExpert(expert, on_error=on_error)
     if isinstance(expert, str) and ":" in expert:
         module, _, name = expert.partition(":")
-        return FunctionExpert(getattr(importlib.import_module(module), name), on_error=on_error)
+        return FunctionExpert(
+            getattr(importlib.import_module(module), name), on_error=on_error
+        )
     if callable(expert):
         return FunctionExpert(expert, on_error=on_error)
     raise TypeError(
