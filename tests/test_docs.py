@@ -47,7 +47,9 @@ def _table_rows(text: str, label: str) -> list[list[str]]:
     lines = block.splitlines()
     borders = [i for i, line in enumerate(lines) if re.fullmatch(r"\s*=[= ]+", line)]
     header_end, body_end = borders[1], borders[2]
-    return [lines[i].split() for i in range(header_end + 1, body_end) if lines[i].strip()]
+    return [
+        lines[i].split() for i in range(header_end + 1, body_end) if lines[i].strip()
+    ]
 
 
 @pytest.mark.parametrize("page", USER_GUIDE, ids=lambda p: p.name)
