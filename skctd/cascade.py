@@ -1,0 +1,636 @@
+"""The Calibrate-Then-Delegate meta-estimator."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import check_cv, cross_val_predict, train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import (
+    _num_samples,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from .calibration import calibrate_threshold
+from .delegation import delegation_value, uncertainty_signal
+from .experts import BaseExpert, ExpertReport, as_expert
+
+__all__ = ["CalibratedDelegationCascade"]
+
+_MIN_CALIBRATION_ROWS = 4
+
+
+class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """A probe/expert cascade whose expert-call rate is guaranteed below a budget.
+
+    Calibrate-Then-Delegate (CTD): a cheap *probe* scores every input; a
+    *delegation-value* (DV) model ``d(x)`` predicts how much the *expert* would
+    improve on the probe for that input; the expert is called only when
+    ``d(x) > threshold_``. The threshold is calibrated by Learn-then-Test on held-out
+    data, so that the fraction of inputs sent to the expert is at most ``alpha`` with
+    probability at least ``1 - delta`` over the draw of the calibration data, while
+    the cascade's accuracy (or AUROC) is as high as possible.
+
+    Each decision depends on one input only, so the cascade serves a stream one input
+    at a time: a batch gives exactly what each row gives alone.
+
+    Read more in the :ref:`User Guide <cascade>`.
+
+    Parameters
+    ----------
+    expert : BaseExpert, callable or classifier, default=None
+        The expensive model, called on the *raw* rows of ``X`` that are delegated.
+        A callable ``f(X_rows) -> P(classes_[1])`` is wrapped in
+        :class:`~skctd.FunctionExpert`, a fitted classifier in
+        :class:`~skctd.ClassifierExpert`. Required.
+    probe : classifier, default=None
+        The safety probe, fitted on the features. ``None`` means
+        ``LogisticRegression(max_iter=1000)``. Pass ``FrozenEstimator(fitted_probe)``
+        to use an already trained probe as is.
+    dv_estimator : regressor, default=None
+        The DV probe, fitted to predict the delegation value from the features.
+        ``None`` means ``Ridge(alpha=1.0)``.
+    featurizer : transformer, default=None
+        Applied to the raw ``X`` to get the probes' features (for example
+        :class:`~skctd.ActivationTransformer`). ``None``: ``X`` already holds
+        numeric features. The expert always receives the raw rows.
+    alpha : float in (0, 1), default=0.2
+        Budget: the largest acceptable fraction of inputs sent to the expert.
+    delta : float in (0, 1), default=0.1
+        The guarantee holds with probability at least ``1 - delta``.
+    signal : {"dv", "uncertainty"}, default="dv"
+        Delegation signal: the DV probe's prediction, or the probe's uncertainty
+        ``-|F(p(x)) - 0.5|`` with ``F`` the empirical CDF of the probe scores on
+        the calibration data (the baseline of McKenzie et al., 2025).
+    dv_target : {"continuous", "binary"}, default="continuous"
+        Target of the DV probe: ``P_expert(y|x) - P_probe(y|x)``, or
+        ``1[probe wrong and expert right]``.
+    performance_risk : {"accuracy", "auroc"} or callable, default="accuracy"
+        What the calibration optimises among the thresholds that respect the
+        budget: ``1 - accuracy``, ``1 - AUROC``, or ``f(y, scores) -> risk in [0, 1]``.
+    pareto : bool, default=True
+        Keep only the Pareto-efficient thresholds (budget vs performance) before
+        testing (CTD). ``False`` tests every threshold and picks the most
+        aggressive certified one (budget-only LTT).
+    n_thresholds : int, default=100
+        Number of candidate thresholds (quantiles of the signal).
+    calibration_size : float, int or None, default=0.3
+        Part of the data given to ``fit`` that is held out to calibrate the
+        threshold (a fraction, or a number of rows). ``None`` uses all the data to
+        train the probes; call :meth:`calibrate` on fresh held-out data afterwards.
+    opt_fraction : float in (0, 1), default=0.3
+        Within the calibration data, the fraction used to pick candidate
+        thresholds and estimate their performance; the rest tests the budget.
+    cv : int, cross-validation generator or iterable, default=5
+        Cross-fitting of the probe on the training part: the DV targets use
+        out-of-fold probe scores, which reflect the probe's errors on unseen data.
+    combine : {"replace", "average"}, default="replace"
+        On delegated rows, the final score is the expert's score, or the mean of
+        the expert's and the probe's.
+    random_state : int, RandomState instance or None, default=None
+        Controls the training/calibration split and the split inside the
+        calibration.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two class labels. Scores are probabilities of ``classes_[1]``.
+    featurizer_ : transformer or None
+        The fitted featurizer.
+    probe_ : classifier
+        The fitted safety probe.
+    dv_estimator_ : regressor or None
+        The fitted DV probe (``None`` when ``signal="uncertainty"``).
+    expert_ : BaseExpert
+        The wrapped expert.
+    threshold_ : float
+        Calibrated threshold: a row is delegated when its signal is above it
+        (``inf`` = never delegate).
+    calibration_ : CalibrationResult or None
+        Details of the calibration (grid, p-values, Pareto front, certified set).
+    reference_scores_ : ndarray
+        Sorted probe scores of the calibration data (the ECDF of the uncertainty
+        signal).
+    expert_report_ : ExpertReport
+        Expert calls made during ``fit`` / ``calibrate``.
+    n_features_in_ : int
+        Number of features seen during ``fit`` (only without a featurizer).
+    feature_names_in_ : ndarray of str
+        Names of features seen during ``fit`` (only without a featurizer, when
+        ``X`` has string column names).
+
+    See Also
+    --------
+    skctd.calibrate_threshold : The Learn-then-Test calibration on arrays.
+    skctd.ActivationTransformer : LLM hidden states as features.
+
+    Notes
+    -----
+    The guarantee is on the budget only, ``P(R_B(threshold_) <= alpha) >= 1 - delta``,
+    and assumes the calibration data and future inputs are exchangeable. It says
+    nothing about accuracy; the Pareto filter only avoids thresholds that hurt
+    accuracy on the optimisation split. When no threshold can be certified (too
+    little calibration data for this ``alpha`` and ``delta``), the cascade never
+    delegates and warns.
+
+    Warning: calibrate on data that neither probe saw during training, drawn like
+    the deployment traffic; reusing training data breaks the guarantee.
+
+    References
+    ----------
+    Calibrate-Then-Delegate: safety monitoring with risk and budget guarantees via
+    model cascades. Angelopoulos et al. (2022), Learn then Test.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_classification
+    >>> from skctd import CalibratedDelegationCascade
+    >>> X, y = make_classification(n_samples=2000, n_informative=5, random_state=0)
+    >>> def oracle_like_expert(X_rows):  # a strong expert: a fixed function of the row
+    ...     return 1 / (1 + np.exp(-4 * X_rows @ np.linspace(-1, 1, X_rows.shape[1])))
+    >>> cascade = CalibratedDelegationCascade(
+    ...     expert=oracle_like_expert, alpha=0.2, delta=0.1, random_state=0
+    ... ).fit(X, y)
+    >>> routed = cascade.route(X[:500])
+    >>> bool(routed.delegated.mean() <= 0.3)
+    True
+    >>> cascade.predict_proba(X[:3]).shape
+    (3, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "expert": [BaseExpert, HasMethods(["predict_proba"]), callable, str, None],
+        "probe": [HasMethods(["fit", "predict_proba"]), None],
+        "dv_estimator": [HasMethods(["fit", "predict"]), None],
+        "featurizer": [HasMethods(["fit", "transform"]), None],
+        "alpha": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "delta": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "signal": [StrOptions({"dv", "uncertainty"})],
+        "dv_target": [StrOptions({"continuous", "binary"})],
+        "performance_risk": [StrOptions({"accuracy", "auroc"}), callable],
+        "pareto": ["boolean"],
+        "n_thresholds": [Interval(numbers.Integral, 1, None, closed="left")],
+        "calibration_size": [
+            Interval(numbers.Real, 0, 1, closed="neither"),
+            Interval(numbers.Integral, 1, None, closed="left"),
+            None,
+        ],
+        "opt_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "cv": ["cv_object"],
+        "combine": [StrOptions({"replace", "average"})],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        expert: Any = None,
+        *,
+        probe: Any = None,
+        dv_estimator: Any = None,
+        featurizer: Any = None,
+        alpha: float = 0.2,
+        delta: float = 0.1,
+        signal: str = "dv",
+        dv_target: str = "continuous",
+        performance_risk: Any = "accuracy",
+        pareto: bool = True,
+        n_thresholds: int = 100,
+        calibration_size: float | int | None = 0.3,
+        opt_fraction: float = 0.3,
+        cv: Any = 5,
+        combine: str = "replace",
+        random_state: Any = None,
+    ) -> None:
+        self.expert = expert
+        self.probe = probe
+        self.dv_estimator = dv_estimator
+        self.featurizer = featurizer
+        self.alpha = alpha
+        self.delta = delta
+        self.signal = signal
+        self.dv_target = dv_target
+        self.performance_risk = performance_risk
+        self.pareto = pareto
+        self.n_thresholds = n_thresholds
+        self.calibration_size = calibration_size
+        self.opt_fraction = opt_fraction
+        self.cv = cv
+        self.combine = combine
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(
+        self, X: Any, y: Any, *, expert_scores: Any = None
+    ) -> CalibratedDelegationCascade:
+        """Fit the probe and the DV probe, then calibrate the threshold.
+
+        The data are split (stratified) into a training part, which fits the probe
+        and, through out-of-fold probe scores and the expert's scores, the DV probe;
+        and a calibration part (``calibration_size``), which calibrates the
+        threshold. The expert is called at most once per row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence of inputs
+            Numeric features, or raw inputs (texts, conversations) when a
+            ``featurizer`` is set.
+        y : array-like of shape (n_samples,)
+            Binary labels (any two values).
+        expert_scores : array-like of shape (n_samples,), default=None
+            The expert's probability of ``classes_[1]`` for each row of ``X``, if
+            already known; the expert is then not called during ``fit``. NaN marks
+            rows the expert failed on (the probe score is used for them).
+
+        Returns
+        -------
+        self : object
+            The fitted cascade.
+        """
+        X, y = self._validate_X_y(X, y)
+        y = self._check_binary(y)
+        le = LabelEncoder().fit(y)
+        self.classes_ = le.classes_
+        y_enc = le.transform(y)
+        n = _num_samples(X)
+        expert_scores = self._check_expert_scores(expert_scores, n)
+        self.expert_ = as_expert(self.expert)
+        self.expert_report_ = ExpertReport()
+        rng = check_random_state(self.random_state)
+
+        train_idx, cal_idx = self._split(y_enc, rng)
+        X_train = _safe_indexing(X, train_idx)
+
+        if self.featurizer is None:
+            self.featurizer_ = None
+        else:
+            self.featurizer_ = clone(self.featurizer).fit(
+                X_train, _safe_indexing(y, train_idx)
+            )
+        Z = self._featurize(X)
+        Z_train, y_train, y_train_enc = Z[train_idx], y[train_idx], y_enc[train_idx]
+
+        probe = LogisticRegression(max_iter=1000) if self.probe is None else self.probe
+        self.probe_ = clone(probe).fit(Z_train, y_train)
+
+        if self.signal == "dv":
+            cv = check_cv(self.cv, y_train, classifier=True)
+            oof = cross_val_predict(
+                clone(probe), Z_train, y_train, cv=cv, method="predict_proba"
+            )
+            p_oof = oof[:, 1]
+            e_train = self._expert_scores_for(
+                X, train_idx, expert_scores, fallback=p_oof
+            )
+            v = delegation_value(y_train_enc, p_oof, e_train, kind=self.dv_target)
+            dv = Ridge(alpha=1.0) if self.dv_estimator is None else self.dv_estimator
+            self.dv_estimator_ = clone(dv).fit(Z_train, v)
+        else:
+            self.dv_estimator_ = None
+
+        if cal_idx is None:
+            self._set_uncalibrated()
+        else:
+            self._calibrate(
+                X,
+                Z[cal_idx],
+                cal_idx,
+                y_enc[cal_idx],
+                expert_scores,
+                random_state=rng.randint(np.iinfo(np.int32).max),
+            )
+        return self
+
+    def calibrate(
+        self, X: Any, y: Any, *, expert_scores: Any = None
+    ) -> CalibratedDelegationCascade:
+        """Recalibrate the threshold on fresh held-out data; the probes are kept.
+
+        Use it after ``fit(..., calibration_size=None)``, or when traffic drifts.
+        The data must not have been used to train the probes.
+
+        Parameters
+        ----------
+        X : array-like or sequence of inputs
+            Calibration inputs, in the same form as for ``fit``.
+        y : array-like of shape (n_samples,)
+            Their labels, among ``classes_``.
+        expert_scores : array-like of shape (n_samples,), default=None
+            The expert's scores for these rows, if already known.
+
+        Returns
+        -------
+        self : object
+            The recalibrated cascade.
+        """
+        check_is_fitted(self, "probe_")
+        X, y = self._validate_X_y(X, y, reset=False)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} not seen in fit; the cascade "
+                f"knows the classes {self.classes_.tolist()}."
+            )
+        y_enc = np.searchsorted(self.classes_, y)
+        n = _num_samples(X)
+        expert_scores = self._check_expert_scores(expert_scores, n)
+        self.expert_report_ = ExpertReport()
+        rng = check_random_state(self.random_state)
+        self._calibrate(
+            X,
+            self._featurize(X),
+            np.arange(n),
+            y_enc,
+            expert_scores,
+            random_state=rng.randint(np.iinfo(np.int32).max),
+        )
+        return self
+
+    def _calibrate(
+        self, X, Z_cal, cal_idx, y_cal, expert_scores, *, random_state
+    ) -> None:
+        p_cal = self._probe_scores(Z_cal)
+        self.reference_scores_ = np.sort(p_cal)
+        n_cal = len(cal_idx)
+        if n_cal < _MIN_CALIBRATION_ROWS:
+            warnings.warn(
+                f"Only {n_cal} calibration rows: the threshold cannot be calibrated, "
+                "so the cascade never delegates (probe only). Give more data to fit "
+                "or call calibrate() on a held-out set.",
+                UserWarning,
+                stacklevel=3,
+            )
+            self._set_uncalibrated(keep_reference=True)
+            return
+        signal = self._signal(Z_cal, p_cal)
+        e_cal = self._expert_scores_for(X, cal_idx, expert_scores, fallback=p_cal)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = calibrate_threshold(
+                signal,
+                y_cal,
+                p_cal,
+                e_cal,
+                alpha=self.alpha,
+                delta=self.delta,
+                n_thresholds=self.n_thresholds,
+                performance_risk=self.performance_risk,
+                pareto=self.pareto,
+                opt_fraction=self.opt_fraction,
+                combine=self.combine,
+                random_state=random_state,
+            )
+        for w in caught:  # re-issue from here so users see where it came from
+            warnings.warn(w.message, w.category, stacklevel=3)
+        self.calibration_ = result
+        self.threshold_ = float(result.threshold)
+
+    def _set_uncalibrated(self, keep_reference: bool = False) -> None:
+        self.calibration_ = None
+        self.threshold_ = float("inf")
+        if not keep_reference:
+            self.reference_scores_ = np.empty(0)
+
+    # --------------------------------------------------------------- prediction
+    def route(self, X: Any) -> Bunch:
+        """Route each row: probe score, signal, delegation, expert score, final score.
+
+        The expert is called once, on the delegated rows only.
+
+        Parameters
+        ----------
+        X : array-like or sequence of inputs
+            Inputs in the same form as for ``fit``.
+
+        Returns
+        -------
+        routing : Bunch
+            ``probe_scores``, ``signal``, ``delegated`` (bool), ``expert_scores``
+            (NaN where the expert was not called or failed), ``expert_failed``
+            (bool), ``scores`` (final probability of ``classes_[1]``),
+            ``threshold`` and ``expert_report`` (an :class:`~skctd.ExpertReport`:
+            calls, failures, retries, cache hits).
+        """
+        check_is_fitted(self, "probe_")
+        X = self._validate_X(X)
+        Z = self._featurize(X)
+        p = self._probe_scores(Z)
+        signal = self._signal(Z, p)
+        delegated = signal > self.threshold_
+        e = np.full(len(p), np.nan)
+        report = ExpertReport()
+        idx = np.flatnonzero(delegated)
+        if idx.size:
+            e[idx], report = self.expert_.score_with_report(_safe_indexing(X, idx))
+            report.failed_rows = [int(idx[r]) for r in report.failed_rows]
+        failed = delegated & np.isnan(e)
+        ok = delegated & ~failed
+        scores = p.copy()
+        scores[ok] = e[ok] if self.combine == "replace" else 0.5 * (e[ok] + p[ok])
+        return Bunch(
+            probe_scores=p,
+            signal=signal,
+            delegated=delegated,
+            expert_scores=e,
+            expert_failed=failed,
+            scores=scores,
+            threshold=self.threshold_,
+            expert_report=report,
+        )
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of the cascade (expert on delegated rows).
+
+        Parameters
+        ----------
+        X : array-like or sequence of inputs
+            Inputs in the same form as for ``fit``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, 2)
+            Columns follow ``classes_``.
+        """
+        s = self.route(X).scores
+        return np.column_stack([1.0 - s, s])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels: ``classes_[1]`` where the cascade score is >= 0.5.
+
+        Parameters
+        ----------
+        X : array-like or sequence of inputs
+            Inputs in the same form as for ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "probe_")
+        s = self.route(X).scores
+        return self.classes_[(s >= 0.5).astype(int)]
+
+    def delegation_signal(self, X: Any) -> np.ndarray:
+        """The delegation signal of each row (higher = more worth delegating).
+
+        This is ``d(x)`` for ``signal="dv"`` and the probe uncertainty for
+        ``signal="uncertainty"``. It is deliberately not called
+        ``decision_function``: scikit-learn's scorers (``roc_auc``) would read it
+        as a class score.
+
+        Parameters
+        ----------
+        X : array-like or sequence of inputs
+
+        Returns
+        -------
+        signal : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "probe_")
+        Z = self._featurize(self._validate_X(X))
+        return self._signal(Z, self._probe_scores(Z))
+
+    def delegate(self, X: Any) -> np.ndarray:
+        """Which rows would be sent to the expert (the expert is not called).
+
+        Parameters
+        ----------
+        X : array-like or sequence of inputs
+
+        Returns
+        -------
+        mask : ndarray of bool of shape (n_samples,)
+        """
+        return self.delegation_signal(X) > self.threshold_
+
+    # ---------------------------------------------------------------- internals
+    def _validate_X_y(self, X, y, reset=True):
+        if self.featurizer is None:
+            return validate_data(self, X, y, reset=reset)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        return X, y
+
+    def _validate_X(self, X):
+        if self.featurizer is None:
+            return validate_data(self, X, reset=False)
+        return X
+
+    def _check_binary(self, y):
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            raise ValueError(
+                "Only binary classification is supported. Unknown label type: "
+                f"{y_type}. Encode the target as two classes (e.g. 0 = safe, 1 = unsafe)."
+            )
+        if np.unique(y).size < 2:
+            raise ValueError(
+                "y contains only one class; the cascade needs both classes to train "
+                "the probe."
+            )
+        return y
+
+    def _split(self, y_enc, rng):
+        n = len(y_enc)
+        if self.calibration_size is None:
+            return np.arange(n), None
+        idx = np.arange(n)
+        try:
+            train_idx, cal_idx = train_test_split(
+                idx,
+                test_size=self.calibration_size,
+                stratify=y_enc,
+                random_state=rng.randint(np.iinfo(np.int32).max),
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"Cannot split {n} rows into training and calibration parts with "
+                f"calibration_size={self.calibration_size!r} ({exc}). Give more data, "
+                "or set calibration_size=None and call calibrate() on held-out data."
+            ) from exc
+        return np.sort(train_idx), np.sort(cal_idx)
+
+    def _featurize(self, X) -> np.ndarray:
+        if self.featurizer_ is None:
+            return X
+        Z = self.featurizer_.transform(X)
+        return check_array(Z, input_name="featurizer output")
+
+    def _probe_scores(self, Z) -> np.ndarray:
+        classes = list(self.probe_.classes_)
+        positive = self.classes_[1]
+        if positive in classes:
+            col = classes.index(positive)
+        elif len(classes) == 2:
+            col = 1
+        else:
+            raise ValueError(
+                f"The probe's classes {classes} do not match the cascade's classes "
+                f"{self.classes_.tolist()}."
+            )
+        return np.asarray(self.probe_.predict_proba(Z)[:, col], dtype=float)
+
+    def _signal(self, Z, p) -> np.ndarray:
+        if self.signal == "dv":
+            return np.asarray(self.dv_estimator_.predict(Z), dtype=float).ravel()
+        if self.reference_scores_.size == 0:
+            return np.zeros(len(p))
+        return uncertainty_signal(p, self.reference_scores_)
+
+    def _check_expert_scores(self, expert_scores, n):
+        if expert_scores is None:
+            return None
+        scores = column_or_1d(np.asarray(expert_scores, dtype=float))
+        if scores.shape[0] != n:
+            raise ValueError(
+                f"expert_scores has {scores.shape[0]} values but X has {n} rows; "
+                "give one expert score per row of X."
+            )
+        bad = np.isfinite(scores) & ((scores < 0) | (scores > 1))
+        if bad.any() or np.isinf(scores).any():
+            rows = np.flatnonzero(bad | np.isinf(scores))[:10].tolist()
+            raise ValueError(
+                f"expert_scores must be probabilities in [0, 1] (NaN for a failed "
+                f"call); rows {rows} are not."
+            )
+        return scores
+
+    def _expert_scores_for(self, X, idx, expert_scores, *, fallback):
+        """Expert scores of the rows ``idx``; failures take the ``fallback`` score."""
+        if expert_scores is not None:
+            e = expert_scores[idx].copy()
+        else:
+            e, report = self.expert_.score_with_report(_safe_indexing(X, idx))
+            self.expert_report_.merge(report)
+        missing = np.isnan(e)
+        e[missing] = fallback[missing]
+        return e
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        if self.featurizer is not None:
+            inner = get_tags(self.featurizer).input_tags
+            tags.input_tags.string = inner.string
+            tags.input_tags.two_d_array = inner.two_d_array
+            tags.input_tags.allow_nan = inner.allow_nan
+        return tags

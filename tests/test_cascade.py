@@ -1,0 +1,349 @@
+"""CalibratedDelegationCascade: behaviour, guarantees in use, and scikit-learn integration."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skctd import (
+    CalibratedDelegationCascade,
+    ExpertError,
+    FunctionExpert,
+    PrecomputedExpert,
+)
+from skctd.experts import BaseExpert
+
+
+def make_hard_region_data(n, seed):
+    """Labels follow x0, except in a hard region (x1 > 0.8, about 21% of rows) where
+    they follow x3 through a rule a linear probe misses; an expert that knows the
+    rule helps exactly there, and the region is visible to a linear DV probe."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = (hidden_logit(X) > 0).astype(int)
+    return X, y
+
+
+def hidden_logit(X):
+    X = np.asarray(X, dtype=float)
+    hard = X[:, 1] > 0.8
+    return np.where(hard, X[:, 3] * np.sign(X[:, 2]), X[:, 0])
+
+
+def strong_expert(X):
+    """A deterministic expert that (nearly) knows the label."""
+    return expit(20.0 * hidden_logit(X))
+
+
+def perfect_expert_for(X, y):
+    return PrecomputedExpert(y.astype(float), keys=X)
+
+
+def random_expert_for(X, seed=0):
+    return PrecomputedExpert(np.random.default_rng(seed).uniform(size=len(X)), keys=X)
+
+
+class CountingExpert(BaseExpert):
+    """Records every row it is asked to score."""
+
+    def __init__(self, func):
+        super().__init__()
+        self.func = func
+        self.seen = []
+
+    def _score(self, X, report):
+        self.seen.extend(map(tuple, np.asarray(X)))
+        return self.func(X)
+
+
+def sigmoid_first(X):
+    return 1.0 / (1.0 + np.exp(-3.0 * np.asarray(X)[:, 0]))
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_hard_region_data(6000, seed=0)
+    return X[:4000], y[:4000], X[4000:], y[4000:]
+
+
+def test_perfect_expert_uses_the_budget_and_helps(data):
+    X, y, X_eval, y_eval = data
+    X_all = np.vstack([X, X_eval])
+    y_all = np.concatenate([y, y_eval])
+    cascade = CalibratedDelegationCascade(
+        perfect_expert_for(X_all, y_all), alpha=0.2, delta=0.1, random_state=0
+    ).fit(X, y)
+    routed = cascade.route(X_eval)
+    rate = routed.delegated.mean()
+    assert 0.1 < rate <= 0.2 + 0.03  # uses most of the budget, within sampling noise
+    probe_wrong = (routed.probe_scores >= 0.5) != y_eval
+    gain = accuracy_score(y_eval, cascade.predict(X_eval)) - (1 - probe_wrong.mean())
+    # delegating the same number of rows at random would fix rate * error rows
+    assert gain > 2 * rate * probe_wrong.mean()
+    # the delegated rows are the hard ones: the DV probe learnt where the expert helps
+    assert (
+        X_eval[routed.delegated, 1].mean() > X_eval[~routed.delegated, 1].mean() + 0.5
+    )
+
+
+def test_useless_expert_is_rarely_called_and_does_not_hurt(data):
+    X, y, X_eval, y_eval = data
+    X_all = np.vstack([X, X_eval])
+    cascade = CalibratedDelegationCascade(
+        random_expert_for(X_all), alpha=0.5, delta=0.1, random_state=0
+    ).fit(X, y)
+    routed = cascade.route(X_eval)
+    assert routed.delegated.mean() < 0.1
+    probe_acc = accuracy_score(y_eval, routed.probe_scores >= 0.5)
+    assert accuracy_score(y_eval, cascade.predict(X_eval)) >= probe_acc - 0.02
+
+
+def test_threshold_is_the_calibrated_one(data):
+    X, y, X_eval, y_eval = data
+    cascade = CalibratedDelegationCascade(strong_expert, random_state=0).fit(X, y)
+    result = cascade.calibration_
+    assert cascade.threshold_ == result.threshold
+    assert result.alpha == 0.2 and result.delta == 0.1
+    np.testing.assert_array_equal(
+        cascade.delegate(X_eval), cascade.delegation_signal(X_eval) > cascade.threshold_
+    )
+
+
+def test_rows_are_independent(data):
+    X, y, X_eval, _ = data
+    cascade = CalibratedDelegationCascade(
+        FunctionExpert(strong_expert), alpha=0.3, random_state=0
+    ).fit(X, y)
+    batch = cascade.predict_proba(X_eval[:40])
+    one_by_one = np.vstack(
+        [cascade.predict_proba(X_eval[i : i + 1]) for i in range(40)]
+    )
+    np.testing.assert_allclose(batch, one_by_one, rtol=0, atol=1e-12)
+    assert cascade.delegate(X_eval[:40]).any()
+
+
+def test_expert_called_once_per_row_in_fit_and_only_on_delegated_rows(data):
+    X, y, X_eval, _ = data
+    expert = CountingExpert(strong_expert)
+    cascade = CalibratedDelegationCascade(expert, alpha=0.3, random_state=0).fit(X, y)
+    assert len(expert.seen) == len(set(expert.seen)) == len(X)
+    assert cascade.expert_report_.n_rows == len(X)
+    expert.seen.clear()
+    routed = cascade.route(X_eval)
+    assert len(expert.seen) == routed.delegated.sum() == routed.expert_report.n_rows
+    assert set(expert.seen) == set(map(tuple, X_eval[routed.delegated]))
+    assert np.isnan(routed.expert_scores[~routed.delegated]).all()
+
+
+def test_precomputed_expert_scores_in_fit_skip_the_expert(data):
+    X, y, _, _ = data
+    expert = CountingExpert(strong_expert)
+    a = CalibratedDelegationCascade(expert, random_state=0).fit(
+        X, y, expert_scores=strong_expert(X)
+    )
+    assert expert.seen == []
+    b = CalibratedDelegationCascade(FunctionExpert(strong_expert), random_state=0).fit(
+        X, y
+    )
+    assert a.threshold_ == b.threshold_
+    np.testing.assert_allclose(a.dv_estimator_.coef_, b.dv_estimator_.coef_)
+
+
+def test_calibrate_on_held_out_data(data):
+    X, y, X_eval, y_eval = data
+    cascade = CalibratedDelegationCascade(
+        strong_expert, calibration_size=None, random_state=0
+    ).fit(X, y)
+    assert cascade.threshold_ == np.inf and cascade.calibration_ is None
+    assert not cascade.delegate(X_eval).any()
+    cascade.calibrate(X_eval, y_eval)
+    assert np.isfinite(cascade.threshold_)
+    result = cascade.calibration_
+    assert result.n_test + len(result.opt_indices) == len(X_eval)
+    with pytest.raises(ValueError, match="not seen in fit"):
+        cascade.calibrate(X_eval[:10], np.full(10, 7))
+
+
+def test_too_few_calibration_rows_warns_and_keeps_the_probe():
+    X, y = make_hard_region_data(40, seed=1)
+    with pytest.warns(UserWarning, match="calibration rows|certif"):
+        cascade = CalibratedDelegationCascade(
+            strong_expert, calibration_size=3, cv=2, random_state=0
+        ).fit(X, y)
+    assert cascade.threshold_ == np.inf
+    np.testing.assert_allclose(
+        cascade.predict_proba(X)[:, 1], cascade.probe_.predict_proba(X)[:, 1]
+    )
+
+
+def test_string_labels(data):
+    X, y, X_eval, _ = data
+    labels = np.where(y == 1, "unsafe", "safe")
+    cascade = CalibratedDelegationCascade(strong_expert, random_state=0).fit(X, labels)
+    assert cascade.classes_.tolist() == ["safe", "unsafe"]
+    assert set(cascade.predict(X_eval)) <= {"safe", "unsafe"}
+
+
+def test_expert_failures_fall_back_to_the_probe(data):
+    X, y, X_eval, _ = data
+    e_fit = strong_expert(X)
+    failing = PrecomputedExpert(e_fit, keys=X, on_error="fallback")  # eval rows unknown
+    cascade = CalibratedDelegationCascade(failing, alpha=0.3, random_state=0).fit(
+        X, y, expert_scores=e_fit
+    )
+    routed = cascade.route(X_eval)
+    assert routed.delegated.any()
+    np.testing.assert_array_equal(routed.expert_failed, routed.delegated)
+    np.testing.assert_allclose(routed.scores, routed.probe_scores)
+    assert routed.expert_report.n_failed == routed.delegated.sum()
+    assert routed.expert_report.failed_rows == np.flatnonzero(routed.delegated).tolist()
+    strict = CalibratedDelegationCascade(
+        PrecomputedExpert(e_fit, keys=X), alpha=0.3, random_state=0
+    ).fit(X, y, expert_scores=e_fit)
+    with pytest.raises(ExpertError, match="no precomputed score"):
+        strict.predict(X_eval)
+
+
+def test_combine_average(data):
+    X, y, X_eval, _ = data
+    cascade = CalibratedDelegationCascade(
+        strong_expert, combine="average", alpha=0.3, random_state=0
+    ).fit(X, y)
+    r = cascade.route(X_eval)
+    d = r.delegated
+    np.testing.assert_allclose(
+        r.scores[d], 0.5 * (r.probe_scores[d] + r.expert_scores[d])
+    )
+
+
+def test_uncertainty_signal_baseline(data):
+    X, y, X_eval, _ = data
+    expert = CountingExpert(strong_expert)
+    cascade = CalibratedDelegationCascade(
+        expert, signal="uncertainty", alpha=0.2, random_state=0
+    ).fit(X, y)
+    assert cascade.dv_estimator_ is None
+    signal = cascade.delegation_signal(X_eval)
+    assert signal.max() <= 0 and signal.min() >= -0.5
+    # the expert is needed only on calibration rows, not to train a DV probe
+    assert len(expert.seen) == round(0.3 * len(X))
+
+
+def test_frozen_probe_is_not_refitted(data):
+    X, y, X_eval, _ = data
+    probe = LogisticRegression(C=0.01).fit(X[:500], y[:500])
+    coef = probe.coef_.copy()
+    cascade = CalibratedDelegationCascade(
+        strong_expert, probe=FrozenEstimator(probe), random_state=0
+    ).fit(X, y)
+    np.testing.assert_array_equal(probe.coef_, coef)
+    np.testing.assert_allclose(
+        cascade.route(X_eval).probe_scores, probe.predict_proba(X_eval)[:, 1]
+    )
+
+
+def test_pipeline_grid_search_cross_val_clone_pickle(data, tmp_path):
+    X, y, X_eval, y_eval = data
+    X, y = X[:1500], y[:1500]
+    cascade = CalibratedDelegationCascade(FunctionExpert(strong_expert), random_state=0)
+    pipe = make_pipeline(StandardScaler(), cascade)
+    assert pipe.fit(X, y).predict(X_eval).shape == (len(X_eval),)
+    search = GridSearchCV(
+        cascade,
+        {
+            "alpha": [0.1, 0.3],
+            "probe": [LogisticRegression(C=0.1), LogisticRegression(C=1.0)],
+        },
+        cv=3,
+        scoring="roc_auc",
+    ).fit(X, y)
+    assert search.best_params_["alpha"] in (0.1, 0.3)
+    scores = cross_val_score(cascade, X, y, cv=3, scoring="accuracy")
+    assert scores.shape == (3,) and (scores > 0.6).all()
+    fitted = clone(cascade).fit(X, y)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(
+        restored.predict_proba(X_eval), fitted.predict_proba(X_eval)
+    )
+    joblib.dump(fitted, tmp_path / "cascade.joblib")
+    again = joblib.load(tmp_path / "cascade.joblib")
+    np.testing.assert_array_equal(again.predict(X_eval), fitted.predict(X_eval))
+
+
+def test_grid_search_over_nested_probe_param(data):
+    X, y, _, _ = data
+    cascade = CalibratedDelegationCascade(
+        FunctionExpert(strong_expert), probe=LogisticRegression(), random_state=0
+    )
+    search = GridSearchCV(cascade, {"probe__C": [0.1, 1.0]}, cv=2).fit(X[:800], y[:800])
+    assert search.best_estimator_.probe_.C in (0.1, 1.0)
+
+
+def test_fit_params_are_routed_by_grid_search(data):
+    X, y, _, _ = data
+    X, y = X[:900], y[:900]
+    expert = CountingExpert(strong_expert)
+    search = GridSearchCV(
+        CalibratedDelegationCascade(expert, random_state=0), {"alpha": [0.2, 0.4]}, cv=3
+    ).fit(X, y, expert_scores=strong_expert(X))
+    # fits used the given scores; the expert was only called to score the folds
+    assert search.best_estimator_.expert_report_.n_rows == 0
+    assert len(expert.seen) < len(X)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"delta": 1.0}, "delta"),
+        ({"signal": "entropy"}, "signal"),
+        ({"calibration_size": 0.0}, "calibration_size"),
+    ],
+)
+def test_bad_parameters(params, match):
+    X, y = make_hard_region_data(100, seed=2)
+    with pytest.raises(InvalidParameterError, match=match):
+        CalibratedDelegationCascade(strong_expert, **params).fit(X, y)
+
+
+def test_bad_data():
+    X, y = make_hard_region_data(200, seed=3)
+    cascade = CalibratedDelegationCascade(strong_expert, random_state=0)
+    X_nan = X.copy()
+    X_nan[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        cascade.fit(X_nan, y)
+    with pytest.raises(ValueError, match="only one class"):
+        cascade.fit(X, np.zeros(200, dtype=int))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        cascade.fit(X, np.arange(200) % 3)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        cascade.fit(X, np.linspace(0, 1, 200))
+    with pytest.raises(ValueError, match="expert is required"):
+        CalibratedDelegationCascade().fit(X, y)
+    with pytest.raises(ValueError, match="expert_scores has 3 values"):
+        cascade.fit(X, y, expert_scores=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match=r"expert_scores must be probabilities"):
+        cascade.fit(X, y, expert_scores=np.full(200, 1.5))
+    fitted = cascade.fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(X[:, :2])
+
+
+def test_no_warning_on_a_normal_fit(data):
+    X, y, _, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CalibratedDelegationCascade(strong_expert, random_state=0).fit(X, y)

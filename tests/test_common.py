@@ -1,0 +1,37 @@
+"""scikit-learn's estimator checks on preset instances (imbalanced-learn style)."""
+
+import numpy as np
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skctd import CalibratedDelegationCascade, FunctionExpert
+
+
+def deterministic_expert(X):
+    """A fixed expert: a deterministic function of the raw row."""
+    X = np.asarray(X, dtype=float)
+    return 1.0 / (1.0 + np.exp(-X[:, 0]))
+
+
+def _instances():
+    yield CalibratedDelegationCascade(
+        FunctionExpert(deterministic_expert), cv=3, random_state=0
+    )
+    yield CalibratedDelegationCascade(
+        FunctionExpert(deterministic_expert),
+        signal="uncertainty",
+        combine="average",
+        cv=3,
+        random_state=0,
+    )
+
+
+# Checks the cascade is expected to fail, with the reason (as scikit-learn lists them
+# in sklearn/utils/_test_common/instance_generator.py).
+EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+
+
+@parametrize_with_checks(
+    list(_instances()), expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
