@@ -7,10 +7,11 @@ over the draw of the calibration data (Angelopoulos et al., 2022, "Learn then
 Test"), optionally restricting the tested thresholds to the Pareto front of budget
 and performance (Laufer-Goldshtein et al., 2023, "Pareto testing").
 
-Everything is vectorised: the signal is sorted once, ``np.searchsorted`` gives the
-number of delegated rows of every threshold, cumulative sums give the accuracy of
-every cascade, and the binomial tail of every (threshold, budget) pair is one
-broadcast call. There is no Python loop over thresholds or rows, except around a
+Everything is vectorised and O(n log m) for n rows and m thresholds: each row is
+placed between two consecutive thresholds (``np.searchsorted`` into the short
+grid), ``np.bincount`` and suffix sums then give the number of delegated rows and
+the accuracy of the cascade of every threshold, and the binomial tail of every
+(threshold, budget) pair is one broadcast call. There is no Python loop over thresholds or rows, except around a
 user-supplied ``performance_risk`` callable.
 
 The building blocks (:func:`binomial_pvalues`, :func:`hoeffding_bentkus_pvalues`,
@@ -169,6 +170,13 @@ def _n_opt_rows(n: int, opt_fraction: float) -> int:
             "row. Give more calibration data (hundreds of rows in practice)."
         )
     return n_opt
+
+
+def _random_split(n: int, n_opt: int, rng: np.random.RandomState):
+    """Sorted indices of a uniformly random split into n_opt and n - n_opt rows."""
+    in_opt = np.zeros(n, dtype=bool)
+    in_opt[rng.permutation(n)[:n_opt]] = True
+    return np.flatnonzero(in_opt), np.flatnonzero(~in_opt)
 
 
 def min_test_size(alpha: float, delta: float) -> int:
@@ -438,9 +446,9 @@ def pareto_efficient(risks: Any) -> np.ndarray:
     return ~dominated
 
 
-def _grid_from_sorted(sorted_signal: np.ndarray, n_thresholds: int) -> np.ndarray:
+def _grid(signal: np.ndarray, n_thresholds: int) -> np.ndarray:
     levels = np.linspace(0.0, 1.0, n_thresholds)
-    q = np.quantile(sorted_signal, levels, method="lower")
+    q = np.quantile(signal, levels, method="lower")
     return np.concatenate(([np.inf], np.unique(q)[::-1]))
 
 
@@ -476,7 +484,7 @@ def candidate_thresholds(signal: Any, n_thresholds: int = 100) -> np.ndarray:
     n_thresholds = _check_positive_int(n_thresholds, "n_thresholds")
     if signal.size == 0:
         raise ValueError("signal is empty; candidate thresholds need at least one row.")
-    return _grid_from_sorted(np.sort(signal), n_thresholds)
+    return _grid(signal, n_thresholds)
 
 
 # --------------------------------------------------------------------------------------
@@ -535,6 +543,24 @@ class _OptStage:
     tested: np.ndarray
 
 
+def _sum_above(values: np.ndarray, grid: np.ndarray, weights=None) -> np.ndarray:
+    """For every threshold of ``grid`` (+inf first, then strictly decreasing), the
+    number (or the sum of ``weights``) of ``values`` strictly above it.
+
+    Bins the values between consecutive thresholds (``searchsorted`` into the short
+    grid, then ``bincount``) and takes suffix sums: O(n log m), no sort of the data.
+    """
+    finite_asc = grid[:0:-1]  # the finite thresholds, ascending
+    # number of finite thresholds strictly below each value
+    below = np.searchsorted(finite_asc, values, side="left")
+    hist = np.bincount(below, weights=weights, minlength=finite_asc.size + 1)
+    suffix = np.cumsum(hist[::-1])[::-1]  # suffix[i] = hist[i:].sum()
+    # value > finite_asc[i]  <=>  below >= i + 1
+    above = np.zeros(grid.shape[0], dtype=suffix.dtype)
+    above[1:] = suffix[1:][::-1]
+    return above
+
+
 def _opt_stage(
     sig,
     y,
@@ -549,23 +575,22 @@ def _opt_stage(
 ) -> _OptStage:
     """Grid, empirical risks and Pareto filter on the optimisation split."""
     n = sig.shape[0]
-    order = np.argsort(sig, kind="stable")
-    s_sorted = sig[order]
-    grid = _grid_from_sorted(s_sorted, n_thresholds)
-    # rows order[start:] have signal > threshold (start = n for +inf)
-    start = np.searchsorted(s_sorted, grid, side="right")
-    budget = (n - start) / n
+    grid = _grid(sig, n_thresholds)
+    k = _sum_above(sig, grid)
+    budget = k / n
     d = e if combine == "replace" else 0.5 * (e + p)
     if not need_performance:
         perf = np.full(grid.shape[0], np.nan)
     elif performance_risk == "accuracy":
         correct_p = (p >= 0.5) == y
         correct_d = (d >= 0.5) == y
-        gain = correct_d[order].astype(np.int64) - correct_p[order]
-        csum = np.concatenate(([0], np.cumsum(gain)))
-        n_correct = int(correct_p.sum()) + csum[-1] - csum[start]
+        gain = correct_d.astype(np.int64) - correct_p
+        # gains are small integers: the float sums are exact
+        n_correct = int(correct_p.sum()) + np.rint(_sum_above(sig, grid, gain))
         perf = (n - n_correct) / n
     else:
+        order = np.argsort(sig, kind="stable")
+        start = n - k  # rows order[start:] have signal > threshold
         y_s, p_s, d_s = y[order], p[order], d[order]
         if performance_risk == "auroc":
             perf = _auroc_risks(start, y_s, p_s, d_s)
@@ -578,16 +603,16 @@ def _opt_stage(
     return _OptStage(grid, budget, perf, tested)
 
 
-def _test_stage(sorted_test_signal, opt: _OptStage, alphas, delta, *, fwer, pareto):
+def _test_stage(test_signal, opt: _OptStage, alphas, delta, *, fwer, pareto):
     """Binomial tests on the test split for every budget at once.
 
     Returns k (per threshold), p-values and certified masks of shape
     (n_thresholds, n_alphas) (NaN / False off the tested set), and the index of the
     chosen threshold per budget (0, i.e. +inf, when nothing is certified).
     """
-    n_test = sorted_test_signal.shape[0]
+    n_test = test_signal.shape[0]
     grid = opt.thresholds
-    k = n_test - np.searchsorted(sorted_test_signal, grid, side="right")
+    k = _sum_above(test_signal, grid)
     idx = np.flatnonzero(opt.tested)  # already ordered conservative -> aggressive
     pv_t = special.bdtr(k[idx, None].astype(float), n_test, alphas[None, :])
     if fwer == "fixed_sequence":
@@ -925,8 +950,7 @@ def calibrate_threshold(
     signal, y, p, e = _check_inputs(signal, y, probe_scores, expert_scores)
     n = signal.shape[0]
     n_opt = _n_opt_rows(n, opt_fraction)
-    perm = check_random_state(random_state).permutation(n)
-    opt_idx, test_idx = np.sort(perm[:n_opt]), np.sort(perm[n_opt:])
+    opt_idx, test_idx = _random_split(n, n_opt, check_random_state(random_state))
 
     opt = _opt_stage(
         signal[opt_idx],
@@ -938,9 +962,8 @@ def calibrate_threshold(
         pareto=bool(pareto),
         combine=combine,
     )
-    sorted_test = np.sort(signal[test_idx])
     k, pvalues, certified, chosen, any_cert = _test_stage(
-        sorted_test, opt, np.array([alpha]), delta, fwer=fwer, pareto=bool(pareto)
+        signal[test_idx], opt, np.array([alpha]), delta, fwer=fwer, pareto=bool(pareto)
     )
     n_test = test_idx.size
     if not any_cert[0]:
@@ -1119,9 +1142,9 @@ def calibrate_budget_sweep(
         rng = check_random_state(random_state)
         opts, tests = [], []
         for _ in range(n_splits):
-            perm = rng.permutation(n)
-            opts.append(np.sort(perm[:n_opt]))
-            tests.append(np.sort(perm[n_opt:]))
+            o, t = _random_split(n, n_opt, rng)
+            opts.append(o)
+            tests.append(t)
     else:
         opts, tests = _check_splits(splits, n)
         if n_splits not in (1, len(opts)):
@@ -1155,7 +1178,7 @@ def calibrate_budget_sweep(
                 need_performance=pareto or return_details,
             )
             k, pvalues, certified, chosen, _ = _test_stage(
-                np.sort(signal[t]), opt, alphas, delta, fwer=fwer, pareto=pareto
+                signal[t], opt, alphas, delta, fwer=fwer, pareto=pareto
             )
             thresholds[i] = opt.thresholds[chosen]
             n_certified[i] = certified.sum(axis=0)
