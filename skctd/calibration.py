@@ -543,20 +543,25 @@ class _OptStage:
     tested: np.ndarray
 
 
-def _sum_above(values: np.ndarray, grid: np.ndarray, weights=None) -> np.ndarray:
-    """For every threshold of ``grid`` (+inf first, then strictly decreasing), the
-    number (or the sum of ``weights``) of ``values`` strictly above it.
+def _bins(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Number of finite thresholds of ``grid`` strictly below each value.
 
-    Bins the values between consecutive thresholds (``searchsorted`` into the short
-    grid, then ``bincount``) and takes suffix sums: O(n log m), no sort of the data.
+    ``grid`` is +inf first, then strictly decreasing; ``searchsorted`` into this
+    short grid costs O(n log m) and needs no sort of the data.
     """
-    finite_asc = grid[:0:-1]  # the finite thresholds, ascending
-    # number of finite thresholds strictly below each value
-    below = np.searchsorted(finite_asc, values, side="left")
-    hist = np.bincount(below, weights=weights, minlength=finite_asc.size + 1)
+    return np.searchsorted(grid[:0:-1], values, side="left")
+
+
+def _sum_above(bins: np.ndarray, grid: np.ndarray, weights=None) -> np.ndarray:
+    """For every threshold of ``grid``, the number (or the sum of ``weights``) of
+    the values strictly above it, from their ``_bins``: a ``bincount`` and suffix
+    sums.
+    """
+    m = grid.shape[0]
+    hist = np.bincount(bins, weights=weights, minlength=m)
     suffix = np.cumsum(hist[::-1])[::-1]  # suffix[i] = hist[i:].sum()
-    # value > finite_asc[i]  <=>  below >= i + 1
-    above = np.zeros(grid.shape[0], dtype=suffix.dtype)
+    # value > i-th smallest finite threshold  <=>  bins >= i + 1
+    above = np.zeros(m, dtype=suffix.dtype)
     above[1:] = suffix[1:][::-1]
     return above
 
@@ -576,7 +581,8 @@ def _opt_stage(
     """Grid, empirical risks and Pareto filter on the optimisation split."""
     n = sig.shape[0]
     grid = _grid(sig, n_thresholds)
-    k = _sum_above(sig, grid)
+    bins = _bins(sig, grid)
+    k = _sum_above(bins, grid)
     budget = k / n
     d = e if combine == "replace" else 0.5 * (e + p)
     if not need_performance:
@@ -586,7 +592,7 @@ def _opt_stage(
         correct_d = (d >= 0.5) == y
         gain = correct_d.astype(np.int64) - correct_p
         # gains are small integers: the float sums are exact
-        n_correct = int(correct_p.sum()) + np.rint(_sum_above(sig, grid, gain))
+        n_correct = int(correct_p.sum()) + np.rint(_sum_above(bins, grid, gain))
         perf = (n - n_correct) / n
     else:
         order = np.argsort(sig, kind="stable")
@@ -612,7 +618,7 @@ def _test_stage(test_signal, opt: _OptStage, alphas, delta, *, fwer, pareto):
     """
     n_test = test_signal.shape[0]
     grid = opt.thresholds
-    k = _sum_above(test_signal, grid)
+    k = _sum_above(_bins(test_signal, grid), grid)
     idx = np.flatnonzero(opt.tested)  # already ordered conservative -> aggressive
     pv_t = special.bdtr(k[idx, None].astype(float), n_test, alphas[None, :])
     if fwer == "fixed_sequence":
@@ -652,7 +658,7 @@ def _no_certification_message(n_test, alpha, delta, n_tested=1) -> str:
 # --------------------------------------------------------------------------------------
 # results
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class CalibrationResult:
     """Everything :func:`calibrate_threshold` computed.
 
@@ -751,7 +757,7 @@ class CalibrationResult:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class BudgetSweepResult:
     """Thresholds calibrated by :func:`calibrate_budget_sweep`.
 
