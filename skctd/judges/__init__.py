@@ -1,0 +1,13 @@
+"""LLM judges used as experts: a local Hugging Face causal LM and an
+OpenAI-compatible server, both asking the same yes/no question and reading the
+probability of the label words at the answer position."""
+
+from ._openai import OpenAIJudge
+from ._prompt import DEFAULT_LABELS, DEFAULT_PROMPT_TEMPLATE, DEFAULT_SYSTEM_PROMPT
+
+__all__ = [
+    "DEFAULT_LABELS",
+    "DEFAULT_PROMPT_TEMPLATE",
+    "DEFAULT_SYSTEM_PROMPT",
+    "OpenAIJudge",
+]
