@@ -28,6 +28,7 @@ _PUBLIC = {
     "candidate_thresholds": "calibration",
     "calibrate_threshold": "calibration",
     "calibrate_budget_sweep": "calibration",
+    "min_test_size": "calibration",
     "CalibrationResult": "calibration",
     "delegation_value": "delegation",
     "effective_delegation_capacity": "delegation",

@@ -199,7 +199,7 @@ def min_test_size(alpha: float, delta: float) -> int:
 
     Examples
     --------
-    >>> from skctd.calibration import min_test_size
+    >>> from skctd import min_test_size
     >>> min_test_size(0.1, 0.1)
     22
     """
