@@ -11,7 +11,8 @@ Everything is vectorised and O(n log m) for n rows and m thresholds: each row is
 placed between two consecutive thresholds (``np.searchsorted`` into the short
 grid), ``np.bincount`` and suffix sums then give the number of delegated rows and
 the accuracy of the cascade of every threshold, and the binomial tail of every
-(threshold, budget) pair is one broadcast call. There is no Python loop over thresholds or rows, except around a
+(threshold, budget) pair is one broadcast call. The AUROC performance risk sorts the
+2n candidate scores (probe and expert) once and then costs O(n) per threshold. There is no Python loop over thresholds or rows, except around a
 user-supplied ``performance_risk`` callable.
 
 The building blocks (:func:`binomial_pvalues`, :func:`hoeffding_bentkus_pvalues`,
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 from sklearn.utils import check_random_state
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "candidate_thresholds",
     "fixed_sequence_test",
     "hoeffding_bentkus_pvalues",
+    "min_test_size",
     "pareto_efficient",
 ]
 
@@ -490,10 +492,19 @@ def candidate_thresholds(signal: Any, n_thresholds: int = 100) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # the two stages of the calibration
 # --------------------------------------------------------------------------------------
-def _auroc_risks(start, y_s, p_s, d_s) -> np.ndarray:
-    """1 - AUROC of the cascade of every threshold (rows sorted by signal)."""
-    n = y_s.shape[0]
-    n1 = int(y_s.sum())
+def _auroc_risks(bins, n_grid, y, p, d) -> np.ndarray:
+    """1 - AUROC of the cascade of every threshold, without a sort per threshold.
+
+    Each row has two candidate scores, ``p`` (kept) and ``d`` (delegated); at the
+    threshold of index ``j`` exactly one is *active*: ``d`` when the row is
+    delegated (``bins >= n_grid - j``), else ``p``. All 2n candidates are sorted
+    once; the Mann-Whitney statistic of threshold ``j`` is then, over the active
+    positive candidates, the number of active negative candidates below their tie
+    group plus half of those inside it -- a cumulative count along the sorted
+    order, O(n) per threshold (blocks of thresholds at a time).
+    """
+    n = y.shape[0]
+    n1 = int(y.sum())
     n0 = n - n1
     if n1 == 0 or n0 == 0:
         warnings.warn(
@@ -505,15 +516,33 @@ def _auroc_risks(start, y_s, p_s, d_s) -> np.ndarray:
             UserWarning,
             stacklevel=4,
         )
-        return np.full(start.shape[0], 0.5)
-    cols = np.arange(n)
-    risks = np.empty(start.shape[0])
-    block = max(1, _MATRIX_BLOCK // n)
-    for lo in range(0, start.shape[0], block):  # blocks of thresholds
-        st = start[lo : lo + block, None]
-        scores = np.where(cols[None, :] >= st, d_s[None, :], p_s[None, :])
-        ranks = stats.rankdata(scores, axis=1)
-        auc = (ranks[:, y_s].sum(axis=1) - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+        return np.full(n_grid, 0.5)
+    values = np.concatenate([p, d])
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    entry_bin = np.concatenate([bins, bins])[order]
+    entry_is_d = order >= n
+    entry_pos = np.concatenate([y, y])[order]
+    new_group = np.empty(2 * n, dtype=bool)
+    new_group[0] = True
+    new_group[1:] = v[1:] != v[:-1]
+    starts = np.flatnonzero(new_group)
+    ends = np.append(starts[1:], 2 * n)
+    group = np.cumsum(new_group) - 1
+    pos = np.flatnonzero(entry_pos)  # the positive candidates
+    lo_pos, hi_pos = starts[group[pos]], ends[group[pos]]
+    neg = ~entry_pos
+    cut = n_grid - np.arange(n_grid)  # delegated at threshold j iff bin >= cut[j]
+    risks = np.empty(n_grid)
+    block = max(1, _MATRIX_BLOCK // (2 * n))
+    for lo in range(0, n_grid, block):  # blocks of thresholds
+        c = cut[lo : lo + block, None]
+        active = np.where(entry_is_d, entry_bin >= c, entry_bin < c)
+        below = np.zeros((c.shape[0], 2 * n + 1), dtype=np.int64)
+        np.cumsum(active & neg, axis=1, out=below[:, 1:])
+        # twice the contribution of each positive candidate, zero when inactive
+        twice = (below[:, lo_pos] + below[:, hi_pos]) * active[:, pos]
+        auc = 0.5 * twice.sum(axis=1) / (n1 * n0)
         risks[lo : lo + block] = 1.0 - auc
     return risks
 
@@ -594,14 +623,12 @@ def _opt_stage(
         # gains are small integers: the float sums are exact
         n_correct = int(correct_p.sum()) + np.rint(_sum_above(bins, grid, gain))
         perf = (n - n_correct) / n
+    elif performance_risk == "auroc":
+        perf = _auroc_risks(bins, grid.shape[0], y, p, d)
     else:
         order = np.argsort(sig, kind="stable")
         start = n - k  # rows order[start:] have signal > threshold
-        y_s, p_s, d_s = y[order], p[order], d[order]
-        if performance_risk == "auroc":
-            perf = _auroc_risks(start, y_s, p_s, d_s)
-        else:
-            perf = _callable_risks(performance_risk, start, y_s, p_s, d_s)
+        perf = _callable_risks(performance_risk, start, y[order], p[order], d[order])
     if pareto:
         tested = pareto_efficient(np.column_stack([budget, perf]))
     else:

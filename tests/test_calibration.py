@@ -717,3 +717,27 @@ def test_sweep_bad_splits():
         calibrate_budget_sweep(signal, y, p, e, alphas=[0.2, 1.0], delta=0.1)
     with pytest.raises(ValueError, match="splits is empty"):
         calibrate_budget_sweep(signal, y, p, e, splits=[], **kw)
+
+
+@pytest.mark.parametrize("combine", ["replace", "average"])
+def test_auroc_risk_with_tied_scores_matches_sklearn_for_every_threshold(combine):
+    signal, y, p, e = make_data(300, seed=11, ties=True)
+    p, e = np.round(p, 1), np.round(e, 1)  # heavy ties, also between p and e
+    res = calibrate_threshold(
+        signal,
+        y,
+        p,
+        e,
+        alpha=0.3,
+        delta=0.1,
+        performance_risk="auroc",
+        combine=combine,
+        random_state=0,
+    )
+    o = res.opt_indices
+    d = e[o] if combine == "replace" else (e[o] + p[o]) / 2
+    expected = [
+        1 - roc_auc_score(y[o], np.where(signal[o] > lam, d, p[o]))
+        for lam in res.thresholds
+    ]
+    np.testing.assert_allclose(res.performance_risk_opt, expected, atol=1e-12)
