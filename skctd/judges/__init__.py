@@ -4,10 +4,12 @@ probability of the label words at the answer position."""
 
 from ._openai import OpenAIJudge
 from ._prompt import DEFAULT_LABELS, DEFAULT_PROMPT_TEMPLATE, DEFAULT_SYSTEM_PROMPT
+from ._transformers import TransformersJudge
 
 __all__ = [
     "DEFAULT_LABELS",
     "DEFAULT_PROMPT_TEMPLATE",
     "DEFAULT_SYSTEM_PROMPT",
     "OpenAIJudge",
+    "TransformersJudge",
 ]

@@ -9,7 +9,6 @@ import logging
 import math
 import os
 import random
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,19 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from ..experts import BaseExpert, ExpertReport
+from ..experts import ExpertReport
 from ._prompt import (
     DEFAULT_LABELS,
     DEFAULT_SYSTEM_PROMPT,
+    _JudgeBase,
     build_messages,
     check_labels,
     check_normalize,
-    check_rows,
     check_template,
     label_variants,
     prompt_fingerprint,
     render_input,
-    scores_from_logprobs,
     text_key,
     truncate_middle,
 )
@@ -87,7 +85,7 @@ def _retry_after_seconds(headers: Any) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-class OpenAIJudge(BaseExpert):
+class OpenAIJudge(_JudgeBase):
     """An LLM judge served through an OpenAI-compatible chat-completions API.
 
     Each input is rendered into the judge prompt (the same prompt as
@@ -187,10 +185,9 @@ class OpenAIJudge(BaseExpert):
     ...                     max_concurrency=16, on_error="fallback")
     >>> judge
     OpenAIJudge(model='my-model', base_url='http://127.0.0.1:8000/v1', api_key_env='OPENAI_API_KEY', labels=('Yes', 'No'), normalize='labels', max_concurrency=16, on_error='fallback')
-    >>> scores = judge.score(["How do I bake bread?"])  # doctest: +SKIP
     """
 
-    _transient_attributes = ("_cache", "_lock", "_disk_cache", "_tls")
+    _transient_attributes = _JudgeBase._transient_attributes
 
     def __init__(
         self,
@@ -312,61 +309,6 @@ class OpenAIJudge(BaseExpert):
             extra_body=self.extra_body,
         )
 
-    # -- the expert protocol ----------------------------------------------------------
-    def score_with_report(self, X: Any) -> tuple[np.ndarray, ExpertReport]:
-        """Score ``X`` and return the :class:`~skctd.experts.ExpertReport` of the call.
-
-        Parameters
-        ----------
-        X : sequence of str or of conversations
-            Texts, or conversations (lists of ``{"role", "content"}`` messages).
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-            P(positive) per row; NaN for rows that failed when
-            ``on_error="fallback"``.
-        report : ExpertReport
-            Requests, retries, cache hits, tokens, failures and their reasons.
-        """
-        self._check_params()
-        self._check_on_error()
-        return super().score_with_report(check_rows(X))
-
-    def score_details(self, X: Any) -> dict[str, Any]:
-        """Scores with the label probabilities and the leaked mass.
-
-        Parameters
-        ----------
-        X : sequence of str or of conversations
-
-        Returns
-        -------
-        details : dict
-            ``score``, ``p_pos``, ``p_neg`` and ``leaked_mass`` (ndarrays of shape
-            (n_samples,), NaN for failed rows) and ``report`` (the
-            :class:`~skctd.experts.ExpertReport`).
-        """
-        tls = self._thread_state()
-        tls.details = None
-        scores, report = self.score_with_report(X)
-        details = dict(tls.details or {})
-        tls.details = None
-        failed = np.isnan(scores)
-        for name in ("p_pos", "p_neg", "leaked_mass"):
-            values = np.asarray(details.get(name, np.full(len(scores), np.nan)), float)
-            values[failed] = np.nan
-            details[name] = values
-        details["score"] = scores
-        details["report"] = report
-        return details
-
-    def _thread_state(self) -> threading.local:
-        tls = self.__dict__.get("_tls")
-        if tls is None:
-            tls = self._tls = threading.local()
-        return tls
-
     def _score(self, X: list[Any], report: ExpertReport) -> np.ndarray:
         settings = self._check_params()
         fingerprint = self._fingerprint(settings)
@@ -424,57 +366,7 @@ class OpenAIJudge(BaseExpert):
         for i, key in enumerate(keys):
             if key in values:
                 lp[i] = values[key]
-        details = scores_from_logprobs(lp[:, 0], lp[:, 1], self.normalize)
-        self._thread_state().details = details
-        return details["score"]
-
-    # -- caches -----------------------------------------------------------------------
-    def _memory(self) -> dict[str, np.ndarray]:
-        cache = self.__dict__.get("_cache")
-        if cache is None:
-            cache = self._cache = {}
-        return cache
-
-    def _disk(self, fingerprint: str) -> Any:
-        if self.cache_dir is None:
-            return None
-        disks = self.__dict__.get("_disk_cache")
-        if disks is None:
-            disks = self._disk_cache = {}
-        disk = disks.get(fingerprint)
-        if disk is None:
-            from .._cache import DiskCache
-
-            disk = disks[fingerprint] = DiskCache(
-                self.cache_dir, {"judge": "OpenAIJudge", "settings": fingerprint}
-            )
-        return disk
-
-    def _cache_get(self, keys: list[str], fingerprint: str) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        if self.cache:
-            memory = self._memory()
-            found = {k: memory[k] for k in keys if k in memory}
-        disk = self._disk(fingerprint)
-        missing = [k for k in keys if k not in found]
-        if disk is not None and missing:
-            on_disk, _ = disk.get_many(missing)
-            for key, value in on_disk.items():
-                found[key] = np.asarray(value, dtype=float).reshape(2)
-            if self.cache:
-                self._memory().update({k: found[k] for k in on_disk})
-        return found
-
-    def _cache_put(self, values: dict[str, np.ndarray], fingerprint: str) -> None:
-        if self.cache:
-            self._memory().update(values)
-        disk = self._disk(fingerprint)
-        if disk is not None:
-            disk.put_many(values)
-
-    def clear_cache(self) -> None:
-        """Forget the scores kept in memory (the disk cache is left as it is)."""
-        self.__dict__.pop("_cache", None)
+        return self._publish(lp)
 
     # -- one input: request, retries, parsing ---------------------------------------------
     def _endpoint(self) -> str:

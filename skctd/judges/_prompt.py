@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any
 
 import numpy as np
+
+from ..experts import BaseExpert, ExpertReport
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -266,3 +269,138 @@ def check_rows(X: Any) -> list[Any]:
             f"list of {{'role', 'content'}} dicts), got {row!r:.120}."
         )
     return rows
+
+
+class _JudgeBase(BaseExpert):
+    """What both judges share: input validation before the ``on_error`` policy,
+    :meth:`score_details`, and the in-memory / on-disk score caches.
+
+    Subclasses implement ``_check_params() -> dict`` (raising ``ValueError`` on bad
+    parameters) and ``_score(rows, report)``, which calls :meth:`_publish` with the
+    details of the call. Caches hold, per key, the full-vocabulary log-probabilities
+    ``[lp_pos, lp_neg]`` of the label words, so that ``normalize`` can change without
+    re-scoring.
+    """
+
+    _transient_attributes: tuple[str, ...] = ("_cache", "_disk_cache", "_tls")
+
+    def _check_params(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_rows(self, X: Any) -> list[Any]:
+        return check_rows(X)
+
+    def score_with_report(self, X: Any) -> tuple[np.ndarray, ExpertReport]:
+        """Score ``X`` and return the :class:`~skctd.experts.ExpertReport` of the call.
+
+        Bad parameters and malformed inputs raise ``ValueError`` whatever
+        ``on_error`` says; ``on_error`` governs failures of the model itself.
+
+        Parameters
+        ----------
+        X : sequence of str or of conversations
+            Texts, or conversations (lists of ``{"role", "content"}`` messages).
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            P(positive) per row; NaN for rows that failed when
+            ``on_error="fallback"``.
+        report : ExpertReport
+            Requests, retries, cache hits, tokens, failures and their reasons.
+        """
+        self._check_params()
+        self._check_on_error()
+        return super().score_with_report(self._check_rows(X))
+
+    def score_details(self, X: Any) -> dict[str, Any]:
+        """Scores with the label-word probabilities and the leaked mass.
+
+        Parameters
+        ----------
+        X : sequence of str or of conversations
+
+        Returns
+        -------
+        details : dict
+            ``score``, ``p_pos``, ``p_neg`` (full-vocabulary probabilities of the
+            label words) and ``leaked_mass`` (``1 - p_pos - p_neg``: the
+            probability the model put on other answers, a health figure of the
+            prompt), ndarrays of shape (n_samples,) with NaN for failed rows, and
+            ``report``, the :class:`~skctd.experts.ExpertReport` of the call.
+        """
+        tls = self._thread_state()
+        tls.details = None
+        try:
+            scores, report = self.score_with_report(X)
+            details = dict(tls.details or {})
+        finally:
+            tls.details = None
+        failed = np.isnan(scores)
+        for name in ("p_pos", "p_neg", "leaked_mass"):
+            values = np.array(details.get(name, np.full(len(scores), np.nan)), float)
+            values[failed] = np.nan
+            details[name] = values
+        details["score"] = scores
+        details["report"] = report
+        return details
+
+    def _thread_state(self) -> threading.local:
+        tls = self.__dict__.get("_tls")
+        if tls is None:
+            tls = self._tls = threading.local()
+        return tls
+
+    def _publish(self, lp: np.ndarray) -> np.ndarray:
+        """Scores from ``lp`` (n, 2); the details are kept for :meth:`score_details`."""
+        details = scores_from_logprobs(lp[:, 0], lp[:, 1], self.normalize)
+        self._thread_state().details = details
+        return details["score"]
+
+    # -- caches -----------------------------------------------------------------------
+    def _memory(self) -> dict[str, np.ndarray]:
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            cache = self._cache = {}
+        return cache
+
+    def _disk(self, fingerprint: str) -> Any:
+        if self.cache_dir is None:
+            return None
+        disks = self.__dict__.get("_disk_cache")
+        if disks is None:
+            disks = self._disk_cache = {}
+        disk = disks.get(fingerprint)
+        if disk is None:
+            from .._cache import DiskCache
+
+            disk = disks[fingerprint] = DiskCache(
+                self.cache_dir, {"judge": type(self).__name__, "settings": fingerprint}
+            )
+        return disk
+
+    def _cache_get(self, keys: list[str], fingerprint: str) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        if self.cache:
+            memory = self._memory()
+            found = {k: memory[k] for k in keys if k in memory}
+        disk = self._disk(fingerprint)
+        missing = [k for k in keys if k not in found]
+        if disk is not None and missing:
+            on_disk, _ = disk.get_many(missing)
+            for key, value in on_disk.items():
+                found[key] = np.asarray(value, dtype=float).reshape(2)
+            if self.cache:
+                self._memory().update({k: found[k] for k in on_disk})
+        return found
+
+    def _cache_put(self, values: dict[str, np.ndarray], fingerprint: str) -> None:
+        if self.cache:
+            self._memory().update(values)
+        disk = self._disk(fingerprint)
+        if disk is not None:
+            disk.put_many(values)
+
+    def clear_cache(self) -> None:
+        """Forget the scores kept in memory (a disk cache is left as it is)."""
+        self.__dict__.pop("_cache", None)
