@@ -153,7 +153,7 @@ for ax, (title, expert) in zip(
     print("  alpha " + "".join(f"{key:>17s}" for key in curves))
     for j in range(0, alphas.size, 3):
         print(f"  {alphas[j]:.2f} " + "".join(f"{curves[k][j]:17.3f}" for k in curves))
-axes[1].legend(loc="lower left", fontsize="small")
+axes[0].legend(loc="lower right", fontsize="small")
 fig.tight_layout()
 
 # %%
