@@ -17,7 +17,6 @@ from skctd.calibration import calibrate_budget_sweep
 
 N_DRAWS = 1000
 SETTINGS = [(0.1, 0.1, 200), (0.3, 0.1, 500), (0.2, 0.05, 1000)]
-LEVELS = np.arange(10) / 10
 pytestmark = pytest.mark.slow  # ~20 s: 16,000 calibrations (still run in CI)
 
 
