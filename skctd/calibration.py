@@ -912,7 +912,8 @@ def calibrate_threshold(
     Parameters
     ----------
     signal : array-like of shape (n,)
-        Delegation signal of the calibration rows (higher = delegate first).
+        Delegation signal of the calibration rows (higher = delegate first);
+        finite values (NaN or inf raise ``ValueError``).
     y : array-like of shape (n,)
         Labels encoded as 0/1 (1 = positive / unsafe class).
     probe_scores, expert_scores : array-like of shape (n,)
