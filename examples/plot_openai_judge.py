@@ -12,8 +12,8 @@ from free text.
 
 So that this example runs offline, it starts its own tiny OpenAI-compatible server
 on ``127.0.0.1`` (Python's standard library only). The "model" behind it is a
-rule-based judge that understands context a bag-of-words probe cannot: it knows
-that *killing a Python process* is harmless. Point ``base_url`` at a real server to
+rule-based judge that reads the *combination* of a verb and its target, which a
+cheap probe on word features gets wrong. Point ``base_url`` at a real server to
 use a real model; nothing else changes.
 """
 
@@ -193,22 +193,58 @@ for text, score, leak in zip(
     print(f"{score:.3f}  leaked={leak:.3f}  {text}")
 
 # %%
-# Which texts went to the judge? The DV probe learned to delegate the alarming but
-# harmless wording, where the judge corrects the probe.
-fig, ax = plt.subplots(figsize=(7, 4))
+# Which texts went to the judge?
+# ------------------------------
+# Group the test texts by their grammar and compare, per group, the error rates of
+# the probe and of the judge with the share of texts the cascade delegated.
 violent = np.array([any(f" {v} " in f" {t} " for v in RISKY) for t in texts_test])
+person = np.array([any(who in t for who in PEOPLE) for t in texts_test])
+hides = np.array([any(h.strip() in t for h in HIDDEN) for t in texts_test])
 groups = {
-    "harmful": y_test == 1,
-    "harmless, violent verb": (y_test == 0) & violent,
-    "harmless, other": (y_test == 0) & ~violent,
+    "violent verb, person": violent & person,
+    "hidden act, person": hides & ~violent,
+    "other verb, person": ~violent & person & ~hides,
+    "violent verb, thing": violent & ~person,
+    "other verb, thing": ~violent & ~person,
 }
-rates = [routed.delegated[mask].mean() for mask in groups.values()]
-ax.barh(list(groups), rates, color="tab:orange")
-ax.axvline(cascade.alpha, color="black", lw=1, ls="--", label="alpha (overall budget)")
-ax.set_xlabel("share delegated to the judge")
-ax.legend()
+judge_test = judge.score(texts_test)  # served from the cache
+rows = {
+    "probe error": [np.mean((routed.probe_scores[m] >= 0.5) != y_test[m]) for m in groups.values()],
+    "judge error": [np.mean((judge_test[m] >= 0.5) != y_test[m]) for m in groups.values()],
+    "share delegated": [routed.delegated[m].mean() for m in groups.values()],
+}  # fmt: skip
+print(f"{'group':22s} {'n':>4s}" + "".join(f"{k:>17s}" for k in rows))
+for g, (name, mask) in enumerate(groups.items()):
+    print(
+        f"{name:22s} {mask.sum():4d}" + "".join(f"{v[g]:17.3f}" for v in rows.values())
+    )
+
+fig, ax = plt.subplots(figsize=(8, 4))
+height = 0.27
+for k, (label, values) in enumerate(rows.items()):
+    ax.barh(
+        np.arange(len(groups)) + (k - 1) * height,
+        values,
+        height,
+        label=label,
+        color=["tab:blue", "tab:green", "tab:orange"][k],
+    )
+ax.set_yticks(np.arange(len(groups)), list(groups))
+ax.invert_yaxis()
+ax.axvline(cascade.alpha, color="black", lw=1, ls="--", label="alpha")
+ax.set_xlabel("rate within the group")
+ax.legend(loc="lower right")
 fig.tight_layout()
 plt.show()
+
+# %%
+# Most of the budget goes to the two groups where the probe is often wrong and the
+# judge right, and almost none to the texts about things, where the probe is
+# right. The DV probe learned this from the delegation values of the training
+# texts, without being told about the groups. It is itself a linear model on the
+# same cheap features, so it is not perfect: it also sends about a quarter of the
+# "hidden act" texts, where the probe was already right and the judge, fooled by
+# "for a story", is not better.
 
 server.shutdown()
 server.server_close()
