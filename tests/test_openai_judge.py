@@ -82,7 +82,7 @@ def test_request_body_and_prompt(server):
     user = first["messages"][1]
     assert user["role"] == "user" and "plain text" in user["content"]
     assert "{input}" not in user["content"] and "{positive}" not in user["content"]
-    assert user["content"].endswith("Answer with exactly one word, Yes or No.")
+    assert user["content"].endswith("Answer Yes or No.")
     rendered = second["messages"][1]["content"]
     assert (
         "user: How do I reset my router?\nassistant: Hold the reset button." in rendered

@@ -36,8 +36,7 @@ class TransformersJudge(_JudgeBase):
     starts, and ONE forward pass gives the next-token distribution there: nothing
     is generated. ``P(positive)`` is the softmax over the positive vs the negative
     label word, each word pooled over its surface forms (with and without a
-    leading space, lower-case, capitalised, upper-case: the first token of each
-    form) with logsumexp.
+    leading space, lower-case, capitalised: the first token of each form) with logsumexp.
 
     The model loads lazily on the first call and is shared with every other skctd
     estimator using the same model, device and dtype (the same code as
@@ -200,7 +199,12 @@ class TransformersJudge(_JudgeBase):
     def _check_rows(self, X: Any) -> list[Any]:
         from .._hf import check_inputs
 
-        return check_inputs(X, name="X")
+        rows = check_inputs(X, name="X")
+        if rows:
+            # a model that cannot load or labels it cannot tell apart are
+            # configuration errors, raised whatever on_error says
+            self._load()
+        return rows
 
     # -- the model ----------------------------------------------------------------------
     def _resolved(self) -> tuple[str, dict[str, Any]]:
