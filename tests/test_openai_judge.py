@@ -118,7 +118,7 @@ def _default_responder():
 
 
 def test_every_surface_form_of_a_label_is_pooled(server):
-    forms = [(" yes", 0.3), ("YES", 0.1), ("\u0120Yes", 0.1), (" No", 0.2), ("no", 0.1)]
+    forms = [(" yes", 0.3), ("Yes", 0.1), ("\u0120Yes", 0.1), (" No", 0.2), ("no", 0.1)]
 
     def responder(request):
         return [(t, float(np.log(p))) for t, p in forms] + [
