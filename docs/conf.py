@@ -73,7 +73,6 @@ sphinx_gallery_conf = {
     # "Gallery examples" at the bottom of each API page
     "doc_module": ("skctd",),
     "backreferences_dir": "generated/backreferences",
-    "reference_url": {"skctd": None},
 }
 
 # Gallery scripts print to stdout; silence noisy third-party warnings so that
