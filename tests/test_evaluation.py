@@ -1,0 +1,337 @@
+"""The evaluation protocol on arrays: known answers on synthetic data."""
+
+import json
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from skctd import delegation_value, topk_delegation_mask, uncertainty_signal
+from skctd.evaluation import (
+    DEFAULT_ALPHAS,
+    METHODS,
+    binary_vs_continuous,
+    budget_sweep,
+    cascade_metrics,
+    dv_ranking_curve,
+    group_analysis,
+    group_table,
+    validate_guarantee,
+)
+
+
+def make_pool(n=1200, seed=0, expert="perfect"):
+    """Probe right ~75% of the time; an expert that is perfect, or always wrong."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    probe = np.clip(0.5 + (2 * y - 1) * rng.normal(0.12, 0.25, n), 0, 1)
+    if expert == "perfect":
+        e = np.where(y == 1, 0.95, 0.05)
+    else:  # confidently wrong everywhere
+        e = np.where(y == 1, 0.1, 0.9)
+    return y, probe, e
+
+
+def oracle_dv(y, p, e):
+    return delegation_value(y, p, e)
+
+
+# ------------------------------------------------------------------ budget sweep
+def test_perfect_expert_and_oracle_dv_accuracy_grows_with_budget():
+    y, p, e = make_pool()
+    res = budget_sweep(y, p, e, oracle_dv(y, p, e), batch_sizes=[128])
+    _, acc, _ = res.curve("ctd", "accuracy")
+    _, probe_acc, _ = res.curve("probe_only", "accuracy")
+    _, expert_acc, _ = res.curve("expert_only", "accuracy")
+    _, rate, _ = res.curve("ctd", "delegation_rate")
+    # more budget never hurts much, and the cascade ends far above the probe
+    assert np.all(np.diff(acc) >= -0.01)
+    assert acc[-1] > acc[0] + 0.1
+    assert acc[0] > probe_acc[0]
+    assert expert_acc[0] == 1.0
+    # delegation rate grows with the budget
+    assert rate[-1] > rate[0]
+    # the oracle top-k is at least as good as DV top-k with an oracle DV (same signal)
+    _, dv_topk, _ = res.curve("dv_topk", "accuracy")
+    _, oracle, _ = res.curve("oracle_topk", "accuracy")
+    np.testing.assert_allclose(dv_topk, oracle)
+
+
+def test_useless_expert_ctd_stays_at_probe_only():
+    y, p, e = make_pool(expert="wrong")
+    dv = np.random.default_rng(1).normal(size=y.size)  # an uninformative DV probe
+    res = budget_sweep(y, p, e, dv, batch_sizes=[64])
+    _, acc, _ = res.curve("ctd", "accuracy")
+    _, auc, _ = res.curve("ctd", "auroc")
+    _, rate, _ = res.curve("ctd", "delegation_rate")
+    _, probe_acc, _ = res.curve("probe_only", "accuracy")
+    _, probe_auc, _ = res.curve("probe_only", "auroc")
+    # every delegation hurts on the optimisation split, so the Pareto front is
+    # "never delegate" only: CTD is exactly the probe
+    np.testing.assert_array_equal(rate, 0.0)
+    np.testing.assert_allclose(acc, probe_acc)
+    np.testing.assert_allclose(auc, probe_auc)
+    assert np.all(np.isinf(res.thresholds["ctd"]))
+    # top-k methods over-delegate and degrade
+    _, topk_acc, _ = res.curve("dv_topk", "accuracy", batch_size=64)
+    assert topk_acc[-1] < probe_acc[-1] - 0.3
+
+
+def test_topk_rate_is_floor_alpha_b_over_b_on_full_batches():
+    y, p, e = make_pool(n=1024)
+    cal = np.zeros(y.size, dtype=bool)
+    cal[::2] = True  # 512 evaluation rows: full batches for 32, 64, 128
+    dv = np.random.default_rng(2).normal(size=y.size)
+    res = budget_sweep(y, p, e, dv, calibration_mask=cal)
+    assert res.n_evaluation == 512
+    for m in ("dv_topk", "unc_topk", "oracle_topk"):
+        for b in (32, 64, 128):
+            alphas, rate, _ = res.curve(m, "delegation_rate", batch_size=b)
+            np.testing.assert_allclose(rate, np.floor(alphas * b + 1e-9) / b)
+
+
+def test_table_layout_and_reference_lines():
+    y, p, e = make_pool(n=600)
+    dv = oracle_dv(y, p, e)
+    res = budget_sweep(y, p, e, dv)
+    t = res.table
+    n_rows = DEFAULT_ALPHAS.size * (2 + 3 * 3 + 2)
+    assert all(len(col) == n_rows for col in t.values())
+    assert set(t["method"]) == set(METHODS)
+    ref = t["method"] == "probe_only"
+    assert np.all(t["delegation_rate"][ref] == 0)
+    assert np.all(np.isnan(t["mean_v_delegated"][ref]))
+    exp = t["method"] == "expert_only"
+    assert np.all(t["delegation_rate"][exp] == 1)
+    # thresholds only for calibrated methods
+    cal = np.isin(t["method"], ["ctd", "unc_calibrated"])
+    assert np.all(np.isnan(t["threshold"][~cal]))
+    assert not np.any(np.isnan(t["threshold"][cal]))
+    assert np.all(
+        t["batch_size"][~np.isin(t["method"], ["dv_topk", "unc_topk", "oracle_topk"])]
+        == 0
+    )
+
+
+def test_budget_sweep_matches_manual_protocol():
+    """CTD and Unc. top-k numbers recomputed by hand from the same split."""
+    y, p, e = make_pool(n=800, seed=3)
+    rng = np.random.default_rng(3)
+    dv = oracle_dv(y, p, e) + rng.normal(0, 0.3, y.size)
+    cal = rng.uniform(size=y.size) < 0.5
+    res = budget_sweep(
+        y, p, e, dv, calibration_mask=cal, alphas=[0.2, 0.4], batch_sizes=[32]
+    )
+    ev = ~cal
+    thr = res.thresholds["ctd"][0]
+    for j, a in enumerate([0.2, 0.4]):
+        d = dv[ev] > thr[j]
+        s = np.where(d, e[ev], p[ev])
+        _, acc, _ = res.curve("ctd", "accuracy")
+        _, auc, _ = res.curve("ctd", "auroc")
+        assert acc[j] == pytest.approx(np.mean((s >= 0.5) == y[ev]))
+        assert auc[j] == pytest.approx(roc_auc_score(y[ev], s))
+        u = uncertainty_signal(p[ev], p[cal])
+        m = topk_delegation_mask(u, a, 32)
+        _, mv, _ = res.curve("unc_topk", "mean_v_delegated", batch_size=32)
+        assert mv[j] == pytest.approx(delegation_value(y[ev], p[ev], e[ev])[m].mean())
+
+
+def test_deterministic_and_repeats():
+    y, p, e = make_pool(n=600)
+    dv = oracle_dv(y, p, e)
+    a = budget_sweep(y, p, e, dv, alphas=[0.3], random_state=5)
+    b = budget_sweep(y, p, e, dv, alphas=[0.3], random_state=5)
+    for k in a.table:
+        np.testing.assert_array_equal(a.table[k], b.table[k])
+    assert np.all(a.table["auroc_std"] == 0)
+    r = budget_sweep(y, p, e, dv, alphas=[0.3], n_repeats=4, random_state=5)
+    assert r.n_repeats == 4 and r.thresholds["ctd"].shape == (4, 1)
+    topk = r.table["method"] == "dv_topk"
+    assert np.all(r.table["accuracy_std"][topk] > 0)
+
+
+def test_to_dict_is_json_and_to_frame(monkeypatch):
+    y, p, e = make_pool(n=400)
+    res = budget_sweep(y, p, e, oracle_dv(y, p, e), alphas=[0.1, 0.5])
+    text = json.dumps(res.to_dict())
+    assert "mean_v_delegated" in text and "NaN" not in text
+    pd = pytest.importorskip("pandas")
+    df = res.to_frame()
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.columns[:3]) == ["method", "batch_size", "alpha"]
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match="report"):
+        res.to_frame()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"alphas": [0.0, 0.5]}, "alphas"),
+        ({"batch_sizes": [0]}, "batch_sizes"),
+        ({"methods": ["ctd", "nope"]}, "methods"),
+        ({"calibration_size": 1.5}, "calibration_size"),
+        ({"n_repeats": 0}, "n_repeats"),
+        ({"calibration_mask": np.ones(10, dtype=bool)}, "calibration_mask"),
+    ],
+)
+def test_bad_parameters(kwargs, match):
+    y, p, e = make_pool(n=200)
+    with pytest.raises(ValueError, match=match):
+        budget_sweep(y, p, e, oracle_dv(y, p, e), **kwargs)
+
+
+def test_bad_arrays():
+    y, p, e = make_pool(n=200)
+    with pytest.raises(ValueError, match="same length"):
+        budget_sweep(y, p, e, np.zeros(10))
+    with pytest.raises(ValueError, match="probe_scores"):
+        budget_sweep(y, p + 2, e, p)
+    with pytest.raises(ValueError, match="0/1"):
+        budget_sweep(y + 3, p, e, p)
+    with pytest.raises(ValueError, match="dv_scores must be finite; row 3"):
+        dv = np.zeros(y.size)
+        dv[3] = np.nan
+        budget_sweep(y, p, e, dv)
+    cal = np.zeros(y.size, dtype=bool)
+    cal[:100] = True
+    with pytest.raises(ValueError, match="n_repeats"):
+        budget_sweep(y, p, e, p, calibration_mask=cal, n_repeats=2)
+
+
+def test_cascade_metrics_auroc_with_ties_and_single_class():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    p = np.round(rng.uniform(size=300), 1)  # many ties
+    e = np.round(rng.uniform(size=300), 1)
+    d = rng.uniform(size=(300, 3)) < [0.0, 0.3, 1.0]
+    m = cascade_metrics(y, p, e, d)
+    for j in range(3):
+        assert m["auroc"][j] == pytest.approx(roc_auc_score(y, np.where(d[:, j], e, p)))
+    assert np.isnan(m["mean_v_delegated"][0])
+    with pytest.warns(UserWarning, match="single class"):
+        m = cascade_metrics(np.ones(5, int), p[:5], e[:5], np.ones(5, bool))
+    assert np.isnan(m["auroc"][0])
+
+
+# ------------------------------------------------------------------ guarantee
+def test_guarantee_violation_rate_within_delta():
+    rng = np.random.default_rng(0)
+    n = 1000
+    y = rng.integers(0, 2, n)
+    p = rng.uniform(size=n)
+    e = np.where(y == 1, 0.9, 0.1)
+    signal = np.where(y == 1, e - p, p - e) + rng.normal(0, 0.3, n)
+    res = validate_guarantee(y, p, e, signal, alpha=0.3, delta=0.1, n_splits=200)
+    for m in ("budget_only", "pareto"):
+        r = res.violation_rate[m]
+        assert r <= 0.1 + 3 * max(res.violation_se[m], np.sqrt(0.1 * 0.9 / 200))
+        assert res.rates[m].shape == (200,)
+        assert res.violation_se[m] == pytest.approx(np.sqrt(r * (1 - r) / 200))
+    # budget-only is near tight: realised rates sit just below alpha on average
+    assert 0.2 < res.rates["budget_only"].mean() < 0.3
+    assert res.table["rate"].shape == (400,)
+    assert "violation rate" in res.summary()
+    json.dumps(res.to_dict())
+    # deterministic
+    again = validate_guarantee(y, p, e, signal, alpha=0.3, delta=0.1, n_splits=200)
+    np.testing.assert_array_equal(again.rates["pareto"], res.rates["pareto"])
+
+
+# ------------------------------------------------------------------ groups
+def test_group_table_by_hand():
+    v = np.array([0.5, -0.5, 0.2, 1.0, 0.0, -1.0])
+    g = np.array(["b", "a", "a", "b", "b", "a"])
+    masks = {
+        "ctd": np.array([True, False, True, True, False, False]),
+        "unc_topk": np.array([False, True, False, False, False, False]),
+    }
+    t = group_table(v, g, masks).table
+    assert list(t["group"]) == ["a", "b"]
+    np.testing.assert_array_equal(t["n"], [3, 3])
+    np.testing.assert_allclose(t["mean_v_all"], [(-0.5 + 0.2 - 1.0) / 3, 1.5 / 3])
+    np.testing.assert_allclose(t["mean_v_ctd"], [0.2, 0.75])
+    np.testing.assert_allclose(t["rate_ctd"], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(t["share_ctd"], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(t["mean_v_unc_topk"], [-0.5, np.nan])
+    np.testing.assert_allclose(t["rate_unc_topk"], [1 / 3, 0.0])
+    with pytest.raises(ValueError, match="masks\\['ctd'\\]"):
+        group_table(v, g, {"ctd": [True]})
+
+
+def test_group_analysis_consistent_with_sweep():
+    y, p, e = make_pool(n=1000, seed=4)
+    rng = np.random.default_rng(4)
+    dv = oracle_dv(y, p, e) + rng.normal(0, 0.2, y.size)
+    groups = rng.choice(["x", "y", "z"], y.size)
+    res = group_analysis(y, p, e, dv, groups, alpha=0.2, batch_size=64, random_state=7)
+    sweep = budget_sweep(y, p, e, dv, alphas=[0.2], batch_sizes=[64], random_state=7)
+    t = res.table
+    assert res.threshold == sweep.thresholds["ctd"][0, 0]
+    overall_ctd = np.sum(t["rate_ctd"] * t["n"]) / t["n"].sum()
+    assert overall_ctd == pytest.approx(sweep.curve("ctd", "delegation_rate")[1][0])
+    overall_unc = np.sum(t["rate_unc_topk"] * t["n"]) / t["n"].sum()
+    assert overall_unc == pytest.approx(
+        sweep.curve("unc_topk", "delegation_rate", batch_size=64)[1][0]
+    )
+    assert np.all(t["mean_v_ctd"] > t["mean_v_all"])
+    with pytest.raises(ValueError, match="groups"):
+        group_analysis(y, p, e, dv, groups[:5])
+
+
+# ------------------------------------------------------------------ ranking curve
+def test_dv_ranking_curve_oracle_dominates_and_random_is_mean():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=500)
+    signals = {"dv": v + rng.normal(0, 1, 500), "unc": rng.normal(size=500)}
+    res = dv_ranking_curve(v, signals)
+    for name in ("dv", "unc", "random"):
+        assert np.all(res.curves["oracle"] >= res.curves[name] - 1e-12)
+    np.testing.assert_allclose(res.curves["random"], v.mean())
+    # at k = N every ranking has the overall mean
+    for c in res.curves.values():
+        assert c[-1] == pytest.approx(v.mean())
+    assert res.curves["dv"][:20].mean() > res.curves["unc"][:20].mean()
+    perm = dv_ranking_curve(v, signals, n_permutations=200, random_state=0)
+    assert np.abs(perm.curves["random"][10:] - v.mean()).max() < 0.1
+    assert res.table["mean_v"].shape == (4 * 100,)
+    with pytest.raises(ValueError, match="fractions"):
+        dv_ranking_curve(v, signals, fractions=[0.0, 0.5])
+    with pytest.raises(ValueError, match="signals\\['dv'\\]"):
+        dv_ranking_curve(v, {"dv": v[:3]})
+
+
+# ------------------------------------------------------------------ binary vs continuous
+def test_binary_vs_continuous():
+    y, p, e = make_pool(n=800, seed=5)
+    v = oracle_dv(y, p, e)
+    rng = np.random.default_rng(5)
+    cont = v + rng.normal(0, 0.1, v.size)
+    binary = delegation_value(y, p, e, kind="binary") + rng.normal(0, 0.1, v.size)
+    res = binary_vs_continuous(y, p, e, binary, cont, alphas=[0.1, 0.3, 0.5])
+    t = res.table
+    np.testing.assert_allclose(
+        t["diff_accuracy"], t["accuracy_continuous"] - t["accuracy_binary"]
+    )
+    same = binary_vs_continuous(y, p, e, cont, cont, alphas=[0.1, 0.3])
+    np.testing.assert_array_equal(same.table["diff_auroc"], 0.0)
+    json.dumps(res.to_dict())
+    with pytest.raises(ValueError, match="DV signal"):
+        binary_vs_continuous(y, p, e, cont, cont, methods=["unc_topk"])
+
+
+def test_full_protocol_is_fast():
+    """20 budgets x 7 methods x 3 batch sizes at n=1,500 and 500 guarantee splits."""
+    import time
+
+    y, p, e = make_pool(n=1500)
+    dv = oracle_dv(y, p, e) + np.random.default_rng(0).normal(0, 0.3, 1500)
+    t0 = time.perf_counter()
+    budget_sweep(y, p, e, dv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        validate_guarantee(y, p, e, dv, n_splits=500)
+    assert time.perf_counter() - t0 < 20
