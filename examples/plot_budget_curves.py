@@ -32,6 +32,7 @@ import numpy as np
 
 from skctd import CalibratedDelegationCascade, calibrate_budget_sweep
 from skctd.evaluation import METHOD_LABELS, budget_sweep, validate_guarantee
+from skctd.plotting import BudgetCurveDisplay, GuaranteeDisplay
 
 rng = np.random.default_rng(0)
 
@@ -84,13 +85,7 @@ def score_pool(expert):
     return cascade, p, expert(X_pool), cascade.delegation_signal(X_pool)
 
 
-styles = {
-    "ctd": ("tab:orange", "-"),
-    "unc_calibrated": ("tab:blue", "-"),
-    "dv_topk": ("tab:orange", "--"),
-    "unc_topk": ("tab:blue", "--"),
-    "oracle_topk": ("tab:green", "--"),
-}
+methods = ["ctd", "unc_calibrated", "dv_topk", "unc_topk", "oracle_topk"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
 for ax, (title, expert) in zip(
     axes, [("strong expert", strong_expert), ("weak expert", weak_expert)], strict=True
@@ -99,23 +94,20 @@ for ax, (title, expert) in zip(
     sweep = budget_sweep(
         y_pool, p, e, dv, alphas=alphas, delta=delta, batch_sizes=[128], n_repeats=20
     )
-    for method, (color, ls) in styles.items():
-        a, acc, _ = sweep.curve(method, "accuracy")
-        ax.plot(
-            a, acc, color=color, ls=ls, marker="o", ms=3, label=METHOD_LABELS[method]
-        )
-    for method, ls in [("probe_only", ":"), ("expert_only", "-.")]:
-        ax.axhline(sweep.curve(method, "accuracy")[1][0], color="grey", ls=ls,
-                   label=METHOD_LABELS[method])  # fmt: skip
-    ax.set_title(f"{title} (effective capacity {sweep.effective_capacity:.0%})")
-    ax.set_xlabel("budget alpha")
-    ax.set_ylabel("accuracy on the evaluation half")
+    BudgetCurveDisplay.from_results(
+        sweep,
+        metric="accuracy",
+        ax=ax,
+        title=f"{title} (effective capacity {sweep.effective_capacity:.0%})",
+        legend=ax is axes[0],
+    )
     print(f"{title}: effective delegation capacity {sweep.effective_capacity:.3f}")
-    print("  alpha " + "".join(f"{METHOD_LABELS[m]:>16s}" for m in styles))
-    curves = {m: sweep.curve(m, "accuracy")[1] for m in styles}
+    print("  alpha " + "".join(f"{METHOD_LABELS[m]:>16s}" for m in methods))
+    curves = {m: sweep.curve(m, "accuracy")[1] for m in methods}
     for j in range(0, alphas.size, 3):
-        print(f"  {alphas[j]:.2f} " + "".join(f"{curves[m][j]:16.3f}" for m in styles))
-axes[0].legend(loc="lower right", fontsize="small")
+        print(f"  {alphas[j]:.2f} " + "".join(f"{curves[m][j]:16.3f}" for m in methods))
+    for m in ["probe_only", "expert_only"]:
+        print(f"  {METHOD_LABELS[m]}: {sweep.curve(m, 'accuracy')[1][0]:.3f}")
 fig.tight_layout()
 
 # %%
@@ -136,6 +128,7 @@ fig.tight_layout()
 cascade, p, e, dv = score_pool(strong_expert)
 check = validate_guarantee(y_pool, p, e, dv, alpha=0.3, delta=delta, n_splits=200)
 print(check.summary())
+GuaranteeDisplay.from_results(check)
 
 # %%
 # The realised rates on the evaluation halves mix two sources of randomness: the

@@ -95,6 +95,18 @@ print(f"realised delegation rate: {routed.delegated.mean():.3f} (budget {alpha})
 print(f"expert calls at test time: {routed.expert_report.n_rows}")
 
 # %%
+# How the threshold was chosen
+# ----------------------------
+# ``calibration_`` holds the whole Learn-then-Test calibration: the candidate
+# thresholds, their binomial p-values, the Pareto front of (delegation rate, error
+# rate) on the optimisation split, and the certified thresholds.
+# :class:`~skctd.plotting.CalibrationDisplay` draws it.
+from skctd.plotting import CalibrationDisplay
+
+print(cascade.calibration_.summary())
+CalibrationDisplay.from_result(cascade.calibration_)
+
+# %%
 # Where does the cascade delegate? Mostly in the flipped region, where the expert
 # is right and the probe is wrong.
 in_region = X_test[:, 0] > 0.8
