@@ -335,3 +335,14 @@ def test_full_protocol_is_fast():
         warnings.simplefilter("ignore")
         validate_guarantee(y, p, e, dv, n_splits=500)
     assert time.perf_counter() - t0 < 20
+
+
+def test_binary_dv_kind_changes_oracle_and_mean_v():
+    y, p, e = make_pool(n=600, seed=6)
+    dv = oracle_dv(y, p, e)
+    res = budget_sweep(y, p, e, dv, alphas=[0.2], batch_sizes=[32], dv_kind="binary")
+    mv = res.table["mean_v_delegated"]
+    finite = mv[np.isfinite(mv)]
+    assert np.all((finite >= 0) & (finite <= 1))  # binary values are 0/1
+    with pytest.raises(ValueError, match="kind"):
+        budget_sweep(y, p, e, dv, alphas=[0.2], dv_kind="ordinal")
