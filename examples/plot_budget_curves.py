@@ -137,7 +137,7 @@ fig.tight_layout()
 # (the guarantee is on the budget, not on accuracy).
 #
 # Which inputs does each signal rank first?
-# ----------------------------------------
+# -----------------------------------------
 # A delegation signal is only as good as its ranking: the inputs it puts first
 # should have a high delegation value ``v``. The paper's Figure 5 plots the mean
 # ``v`` of the top-k inputs by each signal against k/N, with the random ranking
