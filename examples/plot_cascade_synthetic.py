@@ -104,7 +104,7 @@ print(f"expert calls at test time: {routed.expert_report.n_rows}")
 from skctd.plotting import CalibrationDisplay
 
 print(cascade.calibration_.summary())
-CalibrationDisplay.from_result(cascade.calibration_)
+CalibrationDisplay.from_estimator(cascade)
 
 # %%
 # Where does the cascade delegate? Mostly in the flipped region, where the expert
