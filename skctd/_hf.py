@@ -227,7 +227,13 @@ def load_model(
         for shared in ("gguf_file", "revision", "subfolder", "token", "cache_dir"):
             if shared in kwargs:
                 tok_kwargs[shared] = kwargs[shared]
+        hf_logging = transformers.utils.logging
+        verbosity = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
         try:
+            # quiet: no weight-loading bars, no "lm_head unexpected" load report
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
             tokenizer = transformers.AutoTokenizer.from_pretrained(name, **tok_kwargs)
             load_kwargs = {"trust_remote_code": bool(trust_remote_code), **kwargs}
             load_kwargs.setdefault("dtype", torch_dtype)
@@ -239,6 +245,10 @@ def load_model(
                 f"{'set' if _offline() else 'not set'}), or one of the packaged "
                 "models 'smollm2' / 'all-MiniLM-L6-v2'."
             ) from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         model = model.to(device=torch_device, dtype=torch_dtype)
         model.eval()
         model.requires_grad_(False)

