@@ -461,8 +461,9 @@ def render_texts(
         Output of :func:`check_inputs`.
     tokenizer : transformers tokenizer
     chat_template : {"auto", True, False} or str, default="auto"
-        ``"auto"``: conversations through the tokenizer's chat template, strings as
-        they are. ``True``: strings become a single user message and are templated
+        ``"auto"``: conversations through the tokenizer's chat template (as
+        ``"role: content"`` lines when the tokenizer has none, e.g. BERT), strings
+        as they are. ``True``: strings become a single user message and are templated
         too. ``False``: no template; conversations are rendered as ``"role: content"``
         lines. A Jinja string: used as the template instead of the tokenizer's.
     system_prompt : str, optional
@@ -492,7 +493,8 @@ def render_texts(
     out: list[str] = []
     for i, row in enumerate(rows):
         is_text = isinstance(row, str)
-        if mode is False or (mode == "auto" and is_text):
+        no_template = mode == "auto" and not _has_template(tokenizer)
+        if mode is False or (mode == "auto" and is_text) or no_template:
             if is_text:
                 out.append(
                     row

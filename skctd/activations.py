@@ -138,7 +138,8 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         features depend slightly on the batch composition: calibrate on features
         extracted with the same settings as in deployment.
     chat_template : {"auto", True, False} or str, default="auto"
-        ``"auto"``: conversations go through the tokenizer's chat template and plain
+        ``"auto"``: conversations go through the tokenizer's chat template (or
+        become ``"role: content"`` lines when it has none, e.g. BERT) and plain
         strings are read as they are; ``True``: strings are wrapped as one user
         message and templated too; ``False``: no template (conversations become
         ``"role: content"`` lines). A Jinja string replaces the tokenizer's template.
@@ -462,7 +463,12 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         hashes: list | None,
     ) -> None:
         """Fill ``values[targets]`` with the features of ``rows``."""
-        from ._hf import length_sorted_batches, progress_bar, render_texts
+        from ._hf import (
+            _has_template,
+            length_sorted_batches,
+            progress_bar,
+            render_texts,
+        )
 
         tokenizer, model = self._load(settings)
         device = next(model.parameters()).device
@@ -470,11 +476,16 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         width = self.hidden_size_
         deepest = max(layers)
         blocks = _find_blocks(model, self.n_layers_)
-        templated = self.chat_template is not False and (
+        # templated text carries its own special tokens (BOS, ...)
+        custom = isinstance(self.chat_template, str) and self.chat_template != "auto"
+        templated = (
             self.chat_template is True
-            or isinstance(self.chat_template, str)
-            and self.chat_template != "auto"
-            or not isinstance(rows[0], str)
+            or custom
+            or (
+                self.chat_template == "auto"
+                and not isinstance(rows[0], str)
+                and _has_template(tokenizer)
+            )
         )
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         bar = progress_bar(len(rows), enabled=self.progress, desc="activations")

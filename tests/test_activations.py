@@ -196,6 +196,17 @@ def test_chat_template_and_system_prompt(tiny_llama_path):
     np.testing.assert_allclose(as_chat, as_conv, atol=1e-6)
 
 
+def test_conversations_without_a_template_are_role_lines(minilm_path):
+    enc = make(minilm_path, layer=3)
+    Z = enc.transform(CONVERSATIONS[:2])
+    lines = [
+        "\n".join(f"{m['role']}: {m['content']}" for m in c) for c in CONVERSATIONS
+    ]
+    np.testing.assert_allclose(Z, enc.transform(lines[:2]), atol=1e-6)
+    with pytest.raises(ValueError, match="has none"):
+        make(minilm_path, chat_template=True).transform(["hello"])
+
+
 def test_truncation_sides(tiny_llama_path):
     long = ["The quick brown fox jumps over the lazy dog. " * 10, "hello"]
     for side in ("right", "left"):

@@ -150,8 +150,10 @@ def test_render_texts_modes():
     with pytest.raises(ValueError, match="chat_template must be"):
         render_texts(["a"], tok, chat_template=3)
     tok.chat_template = None
+    # "auto" without a template (e.g. BERT): 'role: content' lines
+    assert render_texts([conv], tok) == ["user: hi"]
     with pytest.raises(ValueError, match="has none; pass chat_template=False"):
-        render_texts([conv], tok)
+        render_texts([conv], tok, chat_template=True)
 
 
 # -- the disk cache -----------------------------------------------------------------
