@@ -109,11 +109,12 @@ def bench_model(key: str, args, torch) -> dict:
     tokenizer, model = load_model(name, device=args.device, dtype=args.dtype)
     load_s = time.perf_counter() - t0
     device = next(model.parameters()).device
-    # the data mix texts and conversations: render each kind (conversations
-    # through the chat template), then both contenders read the same strings
-    texts = []
-    for row in load_rows(args.n_texts, args.seed):
-        texts += render_texts(check_inputs([row]), tokenizer)
+    # the data mix texts and conversations: render conversations through the
+    # chat template, then both contenders read the same strings
+    texts = [
+        r if isinstance(r, str) else render_texts(check_inputs([r]), tokenizer)[0]
+        for r in load_rows(args.n_texts, args.seed)
+    ]
     enc = ActivationTransformer(
         name,
         layer=layer,
