@@ -325,7 +325,7 @@ def _is_missing(value: Any) -> bool:
         return False
 
 
-def check_inputs(X: Any, *, name: str = "X") -> list[Any]:
+def check_inputs(X: Any, *, name: str = "X", allow_mixed: bool = False) -> list[Any]:
     """Validate LLM inputs: texts or chat conversations, not a mix.
 
     Parameters
@@ -336,6 +336,9 @@ def check_inputs(X: Any, *, name: str = "X") -> list[Any]:
         single column is accepted too.
     name : str, default="X"
         Name used in error messages.
+    allow_mixed : bool, default=False
+        Accept texts and conversations in the same call (e.g. for a judge that
+        renders every row into its own prompt). By default a mix is an error.
 
     Returns
     -------
@@ -426,7 +429,7 @@ def check_inputs(X: Any, *, name: str = "X") -> list[Any]:
             )
         first_kind.setdefault(kind, i)
         kinds.add(kind)
-        if len(kinds) > 1:
+        if len(kinds) > 1 and not allow_mixed:
             other = "text" if kind == "conversation" else "conversation"
             raise ValueError(
                 f"{name} mixes texts and conversations: {name}[{first_kind[other]}] is "

@@ -54,6 +54,13 @@ def test_check_inputs_errors_name_the_row(X, match):
         check_inputs(X)
 
 
+def test_check_inputs_allow_mixed():
+    conv = [{"role": "user", "content": "x"}]
+    assert check_inputs(["a", conv], allow_mixed=True) == ["a", conv]
+    with pytest.raises(ValueError, match="empty string"):
+        check_inputs(["a", conv, ""], allow_mixed=True)
+
+
 def test_check_inputs_uses_the_given_name():
     with pytest.raises(ValueError, match=r"texts\[2\]"):
         check_inputs(["a", "b", ""], name="texts")
