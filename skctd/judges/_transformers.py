@@ -199,7 +199,7 @@ class TransformersJudge(_JudgeBase):
     def _check_rows(self, X: Any) -> list[Any]:
         from .._hf import check_inputs
 
-        rows = check_inputs(X, name="X")
+        rows = check_inputs(X, name="X", allow_mixed=True)
         if rows:
             # a model that cannot load or labels it cannot tell apart are
             # configuration errors, raised whatever on_error says
