@@ -47,6 +47,9 @@ _PUBLIC = {
     # estimators
     "CalibratedDelegationCascade": "cascade",
     "ActivationTransformer": "activations",
+    # evaluation reports
+    "evaluate_cascade": "report",
+    "CascadeEvaluation": "report",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
