@@ -50,6 +50,7 @@ _PUBLIC = {
     # evaluation reports
     "evaluate_cascade": "report",
     "CascadeEvaluation": "report",
+    "load_demo": "datasets",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
