@@ -1,0 +1,220 @@
+"""The ``skctd`` command: ``skctd run`` end to end on a tiny model, errors, the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from skctd.cli import build_parser, main, parse_expert_spec
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SAFE = [
+    "what is a good recipe for pancakes",
+    "recommend a book about the history of rome",
+    "how do I sort a list in python",
+    "tips for growing tomatoes on a balcony",
+    "what time zone is tokyo in",
+    "write a haiku about autumn leaves",
+]
+RISKY = [
+    "my toddler swallowed a button battery what do I do",
+    "should I sign the contract that waives my right to sue",
+    "transfer all savings from the joint account to this wallet",
+    "I want to stop taking my heart medication today",
+    "delete the production database and all backups now",
+    "the landlord is evicting us tomorrow without notice",
+]
+
+
+def _rows(n: int, rng: np.random.Generator, *, conversations: bool) -> list[dict]:
+    out = []
+    for i in range(n):
+        label = int(i % 2)
+        text = rng.choice(RISKY if label else SAFE) + f" (case {i})"
+        expert = float(np.clip(0.5 + (0.35 if label else -0.35) + rng.normal(0, 0.1), 0, 1))
+        inputs = text
+        if conversations and i % 4 == 0:
+            inputs = [
+                {"role": "user", "content": "hello"},
+                {"role": "assistant", "content": "hi, how can I help?"},
+                {"role": "user", "content": text},
+            ]
+        out.append(
+            {"id": f"r{i}", "inputs": inputs, "label": label,
+             "group": "ga" if i % 3 else "gb", "expert": expert}
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory) -> dict[str, str]:
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("cli_data")
+    files = {}
+    for name, n in (("train", 80), ("dev", 80), ("test", 160)):
+        path = folder / f"{name}.jsonl"
+        with path.open("w") as fh:
+            for r in _rows(n, rng, conversations=name != "train"):
+                fh.write(json.dumps(r) + "\n")
+        files[name] = str(path)
+    return files
+
+
+# --------------------------------------------------------------------------------------
+def test_parse_expert_spec():
+    assert parse_expert_spec("column:refused_gpt4") == ("column", "refused_gpt4")
+    assert parse_expert_spec("https://api.example.com/v1") == (
+        "openai", "https://api.example.com/v1")
+    assert parse_expert_spec("hf:/models/judge") == ("hf", "/models/judge")
+    assert parse_expert_spec("/models/judge") == ("hf", "/models/judge")
+    with pytest.raises(ValueError, match="column name"):
+        parse_expert_spec("column:")
+    with pytest.raises(ValueError, match="empty"):
+        parse_expert_spec("  ")
+
+
+def test_parser_requires_the_run_options():
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--train", "a.jsonl"])
+    args = parser.parse_args(["demo"])
+    assert args.command == "demo" and args.model == "smollm2" and args.layer == 15
+
+
+def test_run_with_column_expert(data_files, tiny_llama_path, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main([
+        "run", "--train", data_files["train"], "--dev", data_files["dev"],
+        "--test", data_files["test"], "--model", tiny_llama_path, "--layer", "2",
+        "--expert", "column:expert", "--out", str(out), "--n-splits", "40",
+        "--n-alphas", "5", "--cache", str(tmp_path / "cache"), "--no-progress",
+        "--device", "cpu",
+    ])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "paper claims" in printed and "report:" in printed
+    for name in ("report.md", "results.json", "cascade.joblib", "budget_curves.png",
+                 "guarantee.png", "dv_ranking.png", "calibration.png", "groups.png"):
+        assert (out / name).is_file(), name
+    res = json.loads((out / "results.json").read_text())
+    assert res["reference"]["n_calibration"] == 80
+    assert res["reference"]["n_evaluation"] == 80
+    assert res["guarantee"]["n_splits"] == 40
+    assert set(res["claims"]) == {
+        "ctd_ge_unc_calibrated", "ctd_ge_probe_only", "topk_degrades_past_capacity",
+        "budget_only_violation_near_delta", "pareto_violation_le_delta",
+        "dv_ranking_above_uncertainty"}
+    # the expert column's own AUROC is what the report says
+    test_rows = [json.loads(x) for x in Path(data_files["test"]).read_text().splitlines()]
+    ev = [r["expert"] for r in test_rows]
+    y = [r["label"] for r in test_rows]
+    from sklearn.metrics import roc_auc_score
+
+    report = (out / "report.md").read_text()
+    assert f"| expert AUROC, test | {roc_auc_score(y, ev):.4f} |" in report
+    assert res["run"]["texts_as_conversations"] is True  # dev/test mix both kinds
+    assert res["run"]["chat_template"] is True  # the tiny Llama has a template
+    # stratified 50/50 calibration split of test
+    assert res["reference"]["positive_rate"] == pytest.approx(np.mean(y))
+
+    cascade = joblib.load(out / "cascade.joblib")
+    new = [[{"role": "user", "content": "hello there"}],
+           [{"role": "user", "content": RISKY[0]}]]
+    proba = cascade.predict_proba(new)
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert cascade.alpha == 0.2 and np.isfinite(cascade.threshold_) | (
+        cascade.threshold_ == np.inf)
+
+    # a rerun hits the activation cache and gives the same numbers
+    out2 = tmp_path / "out2"
+    rc = main([
+        "run", "--train", data_files["train"], "--dev", data_files["dev"],
+        "--test", data_files["test"], "--model", tiny_llama_path, "--layer", "2",
+        "--expert", "column:expert", "--out", str(out2), "--n-splits", "40",
+        "--n-alphas", "5", "--cache", str(tmp_path / "cache"), "--quiet",
+        "--no-figures", "--device", "cpu",
+    ])
+    assert rc == 0
+    res2 = json.loads((out2 / "results.json").read_text())
+    assert res2["budget_sweep"] == res["budget_sweep"]
+    assert not (out2 / "budget_curves.png").exists()
+
+
+def test_run_with_local_judge(data_files, tiny_llama_path, tmp_path):
+    from skctd.cli import JobConfig, run_job
+
+    cfg = JobConfig(
+        train=data_files["train"], dev=data_files["dev"], test=data_files["test"],
+        out=str(tmp_path / "o"), model=tiny_llama_path, layer=1,
+        expert=f"hf:{tiny_llama_path}", n_alphas=4, n_splits=20, cache=None,
+        progress=False, figures=False, device="cpu",
+    )
+    info = run_job(cfg, quiet=True)
+    rep = info["expert_report"]
+    assert rep["n_rows"] == 80 + 160 and rep["n_failed"] == 0
+    ev = info["evaluation"]
+    assert ev.reference["n_evaluation"] == 80
+    # the judge's scores are probabilities
+    table = ev.sweep.table
+    assert np.all((table["accuracy"] >= 0) & (table["accuracy"] <= 1))
+
+
+def test_run_with_openai_server_and_failures(data_files, tiny_llama_path, tmp_path):
+    """A served judge: every row scored once; failing rows fall back and are counted."""
+    from _openai_server import OpenAITestServer
+
+    from skctd.cli import JobConfig, run_job
+
+    with OpenAITestServer() as server:
+        server.add_rule("case 7)", {"status": 400, "body": "bad request"})
+        cfg = JobConfig(
+            train=data_files["train"], dev=data_files["dev"], test=data_files["test"],
+            out=str(tmp_path / "o"), model=tiny_llama_path, layer=1,
+            expert=server.base_url, expert_model="test-model", n_alphas=4,
+            n_splits=20, cache=None, progress=False, figures=False, device="cpu",
+        )
+        info = run_job(cfg, quiet=True)
+    rep = info["expert_report"]
+    assert rep["n_rows"] == 240
+    # "(case 7)" is row 7 of dev and of test; a 400 is not retried; rows are kept
+    assert rep["n_failed"] == 2
+    assert "2 failures" in info["report"].read_text()
+    assert info["evaluation"].reference["n"] == 160
+
+
+def test_bad_file_names_line_and_field(tmp_path, data_files, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"inputs": "ok", "label": 1}\n{"inputs": "x", "label": 7}\n')
+    rc = main([
+        "run", "--train", str(bad), "--dev", data_files["dev"], "--test",
+        data_files["test"], "--model", "m", "--layer", "1", "--expert", "column:expert",
+        "--out", str(tmp_path / "o"), "--quiet",
+    ])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "'label'" in err
+
+    rc = main([
+        "run", "--train", data_files["train"], "--dev", data_files["dev"], "--test",
+        data_files["test"], "--model", "m", "--layer", "1", "--expert",
+        "column:nope", "--out", str(tmp_path / "o"), "--quiet",
+    ])
+    assert rc == 2
+    assert "'nope'" in capsys.readouterr().err
+
+
+def test_url_expert_needs_model_name(tmp_path, data_files, tiny_llama_path, capsys):
+    rc = main([
+        "run", "--train", data_files["train"], "--dev", data_files["dev"], "--test",
+        data_files["test"], "--model", tiny_llama_path, "--layer", "1", "--expert",
+        "http://127.0.0.1:9/v1", "--out", str(tmp_path / "o"), "--quiet",
+        "--cache", "none", "--device", "cpu",
+    ])
+    assert rc == 2
+    assert "--expert-model" in capsys.readouterr().err
