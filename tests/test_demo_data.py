@@ -191,3 +191,17 @@ def test_not_copied_from_shared_data(demo):
                         if isinstance(m, dict)
                     )
     assert not ours & theirs, sorted(ours & theirs)[:3]
+
+
+def test_demo_file_is_package_data():
+    """pyproject.toml ships the demo file with the package (wheel, not only editable)."""
+    tomllib = pytest.importorskip("tomllib")
+    from fnmatch import fnmatch
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("pyproject.toml not found (running from an installed package)")
+    conf = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    patterns = conf["tool"]["setuptools"]["package-data"]["skctd"]
+    rel = demo_path().relative_to(Path(skctd.__file__).parent).as_posix()
+    assert any(fnmatch(rel, p) for p in patterns), (rel, patterns)
