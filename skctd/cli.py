@@ -489,6 +489,9 @@ standard error of a few points: read the shapes, not the third decimal.
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    # the demo only reads models shipped in installed packages: never touch the hub
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from .datasets import load_demo
 
     out = Path(args.out)

@@ -43,7 +43,7 @@ from .evaluation import (
     validate_guarantee,
 )
 
-__all__ = ["CascadeEvaluation", "evaluate_cascade", "CLAIMS"]
+__all__ = ["CascadeEvaluation", "evaluate_cascade", "check_claims", "CLAIMS"]
 
 #: The paper's qualitative claims checked by :func:`evaluate_cascade`.
 CLAIMS = {

@@ -218,3 +218,23 @@ def test_url_expert_needs_model_name(tmp_path, data_files, tiny_llama_path, caps
     ])
     assert rc == 2
     assert "--expert-model" in capsys.readouterr().err
+
+
+def test_demo_split_is_stratified_and_disjoint(tmp_path):
+    from skctd.cli import _demo_files
+    from skctd.datasets import load_demo
+
+    demo = load_demo()
+    files = _demo_files(tmp_path, seed=0)
+    parts = [[json.loads(x) for x in Path(f).read_text().splitlines()] for f in files]
+    ids = [{r["id"] for r in p} for p in parts]
+    assert sum(map(len, ids)) == len(demo.data)
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    sizes = np.array([len(p) for p in parts]) / len(demo.data)
+    assert sizes == pytest.approx([0.35, 0.25, 0.40], abs=0.02)
+    for p in parts:  # every part has both labels in every domain
+        strata = {(r["group"], r["label"]) for r in p}
+        assert strata == {(g, t) for g, t in zip(demo.group, demo.target, strict=True)}
+    assert _demo_files(tmp_path / "again", seed=0) != files  # other folder ...
+    again = [Path(f).read_text() for f in _demo_files(tmp_path / "again", seed=0)]
+    assert again == [Path(f).read_text() for f in files]  # ... same content

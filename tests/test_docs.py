@@ -163,6 +163,13 @@ def test_api_reference_lists_only_existing_public_names():
         assert attr in getattr(module, "__all__", ()), f"{dotted} is not in __all__"
 
 
+def test_api_reference_lists_every_public_name():
+    text = (DOCS / "api.rst").read_text()
+    entries = {line.strip() for line in text.splitlines() if line.startswith("   ")}
+    missing = sorted(set(skctd._PUBLIC) - entries)
+    assert not missing, f"public names missing from docs/api.rst: {missing}"
+
+
 @pytest.mark.parametrize(
     "script", sorted(EXAMPLES.glob("plot_*.py")), ids=lambda p: p.name
 )
