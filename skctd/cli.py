@@ -406,9 +406,10 @@ def run_job(cfg: JobConfig, *, quiet: bool = False) -> dict[str, Any]:
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in models.items())
     rep = report.to_dict()
     expert_md = (
-        f"Expert `{expert!r}` scored {len(dev.inputs) + len(test.inputs)} rows (dev + "
-        f"test) once each: {rep.get('n_calls', 0)} calls, {rep.get('n_retries', 0)} "
-        f"retries, {rep.get('n_cache_hits', 0)} cache hits, {n_fallback} failures "
+        f"Expert `{expert!r}` on {len(dev.inputs) + len(test.inputs)} rows (dev + "
+        f"test), each scored once: {rep.get('n_requests', 0)} requests (forward "
+        f"passes or HTTP calls), {rep.get('n_retries', 0)} retries, "
+        f"{rep.get('n_cache_hits', 0)} served from cache, {n_fallback} failures "
         "(a failed row keeps the probe score and is counted here; none is dropped)."
     )
     sections = {

@@ -629,13 +629,18 @@ class GuaranteeResult(_TableMixin):
         Realised delegation rate on the evaluation half of each split, for
         ``"budget_only"`` and ``"pareto"`` LTT.
     thresholds : dict of str to ndarray of shape (n_splits,)
-        Calibrated threshold of each split (``inf``: nothing certified).
+        Calibrated threshold of each split (``inf``: never delegate, either
+        because nothing was certified or because never delegating was the
+        certified threshold with the best performance).
     violation_rate : dict of str to float
         Share of splits whose realised rate exceeds ``alpha``.
     violation_se : dict of str to float
         Binomial standard error ``sqrt(r (1 - r) / n_splits)`` of the violation rate.
     n_uncertified : dict of str to int
-        Splits where nothing was certified (threshold ``inf``, rate 0).
+        Splits where nothing was certified, not even "never delegate" (the
+        calibration part was too small for ``alpha`` and ``delta``).
+    n_never_delegate : dict of str to int
+        Splits whose calibrated threshold is ``inf`` (rate 0), certified or not.
     table : dict of str to ndarray
         Tidy per-split table: ``split``, ``method``, ``rate``, ``threshold``,
         ``violated``.
@@ -650,6 +655,7 @@ class GuaranteeResult(_TableMixin):
     violation_se: dict
     n_uncertified: dict
     table: dict
+    n_never_delegate: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         """A few lines for logs and reports."""
@@ -661,7 +667,8 @@ class GuaranteeResult(_TableMixin):
             lines.append(
                 f"  {m:>11}: violation rate {self.violation_rate[m]:.3f} "
                 f"(SE {self.violation_se[m]:.3f}), mean realised rate "
-                f"{self.rates[m].mean():.4f}, uncertified {self.n_uncertified[m]}"
+                f"{self.rates[m].mean():.4f}, never delegating "
+                f"{self.n_never_delegate.get(m, 0)}, uncertified {self.n_uncertified[m]}"
             )
         return "\n".join(lines)
 
@@ -749,7 +756,7 @@ def validate_guarantee(
     for cal in masks:
         splits.append(_opt_test_split(np.flatnonzero(cal), opt_fraction, rng))
         evals.append(np.flatnonzero(~cal))
-    rates, thresholds, vr, se, unc = {}, {}, {}, {}, {}
+    rates, thresholds, vr, se, unc, never = {}, {}, {}, {}, {}, {}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*certif.*")
         for m in _VARIANTS:
@@ -770,7 +777,8 @@ def validate_guarantee(
             r = float(np.mean(rates[m] > alpha))
             vr[m] = r
             se[m] = math.sqrt(r * (1 - r) / n_splits)
-            unc[m] = int(np.sum(~np.isfinite(thresholds[m])))
+            unc[m] = int(np.sum(res.n_certified[:, 0] == 0))
+            never[m] = int(np.sum(~np.isfinite(thresholds[m])))
     table = {
         "split": np.tile(np.arange(n_splits), len(_VARIANTS)),
         "method": np.repeat(np.array(_VARIANTS, dtype=object), n_splits),
@@ -788,6 +796,7 @@ def validate_guarantee(
         violation_se=se,
         n_uncertified=unc,
         table=table,
+        n_never_delegate=never,
     )
 
 

@@ -130,6 +130,7 @@ class CascadeEvaluation:
                     "violation_rate": self.guarantee.violation_rate,
                     "violation_se": self.guarantee.violation_se,
                     "n_uncertified": self.guarantee.n_uncertified,
+                    "n_never_delegate": self.guarantee.n_never_delegate,
                     "mean_rate": {k: float(v.mean()) for k, v in self.guarantee.rates.items()},
                     "rates": self.guarantee.rates,
                 },
@@ -556,7 +557,9 @@ def check_claims(ev: CascadeEvaluation, *, tolerance: float = 0.005) -> dict:
         "pareto_violation_le_delta",
         vr["pareto"] <= g.delta + slack["pareto"],
         f"{vr['pareto']:.3f} (SE {se['pareto']:.3f}); mean realised rate "
-        f"{g.rates['pareto'].mean():.4f}, uncertified splits {g.n_uncertified['pareto']}",
+        f"{g.rates['pareto'].mean():.4f}; never delegating in "
+        f"{g.n_never_delegate.get('pareto', 0)} splits (nothing certified in "
+        f"{g.n_uncertified['pareto']})",
     )
 
     # 6. DV ranking above uncertainty
@@ -706,10 +709,10 @@ def _render_markdown(ev, title, intro, run, extra, pngs, note) -> str:
     md.append(
         _table(
             ["LTT variant", "violation rate", "SE", "mean realised rate",
-             "max realised rate", "uncertified splits"],
+             "max realised rate", "never-delegate splits", "uncertified splits"],
             [
                 [name, g.violation_rate[k], g.violation_se[k], g.rates[k].mean(),
-                 g.rates[k].max(), g.n_uncertified[k]]
+                 g.rates[k].max(), g.n_never_delegate.get(k, 0), g.n_uncertified[k]]
                 for k, name in (("budget_only", "budget-only"), ("pareto", "Pareto"))
             ],
         )
@@ -718,7 +721,10 @@ def _render_markdown(ev, title, intro, run, extra, pngs, note) -> str:
         f"\nShare of {g.n_splits} random calibration/evaluation splits whose realised "
         "delegation rate on the evaluation part exceeds alpha. The guarantee is on the "
         "calibration draw: at most about delta of such draws may violate the budget, "
-        "if the rows are exchangeable.\n"
+        "if the rows are exchangeable. A never-delegate split chose threshold "
+        "+inf: either nothing was certified (the last column: the calibration part "
+        "was too small) or never delegating had the best accuracy among the "
+        "certified thresholds (the expert does not help enough).\n"
     )
 
     if ev.groups is not None:

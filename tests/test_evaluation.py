@@ -346,3 +346,27 @@ def test_binary_dv_kind_changes_oracle_and_mean_v():
     assert np.all((finite >= 0) & (finite <= 1))  # binary values are 0/1
     with pytest.raises(ValueError, match="kind"):
         budget_sweep(y, p, e, dv, alphas=[0.2], dv_kind="ordinal")
+
+
+def test_guarantee_separates_uncertified_from_never_delegate():
+    """Too little calibration data -> uncertified; a useless expert -> +inf chosen."""
+    from skctd.evaluation import validate_guarantee
+
+    rng = np.random.default_rng(0)
+    n = 40  # calibration halves of 20 rows: 14 test rows < 22 needed at 0.1 / 0.1
+    y = rng.integers(0, 2, n)
+    p = rng.uniform(size=n)
+    res = validate_guarantee(y, p, p, rng.normal(size=n), alpha=0.1, delta=0.1,
+                             n_splits=10)
+    assert res.n_uncertified == {"budget_only": 10, "pareto": 10}
+    assert res.n_never_delegate == {"budget_only": 10, "pareto": 10}
+
+    n = 2000  # plenty of data; the expert is always wrong -> Pareto never delegates
+    y = rng.integers(0, 2, n)
+    p = np.where(y == 1, 0.8, 0.2)
+    e = 1.0 - p
+    res = validate_guarantee(y, p, e, rng.normal(size=n), alpha=0.3, delta=0.1,
+                             n_splits=10)
+    assert res.n_uncertified["pareto"] == 0
+    assert res.n_never_delegate["pareto"] == 10
+    assert res.n_never_delegate["budget_only"] == 0  # budget-only delegates anyway
