@@ -238,3 +238,25 @@ def test_demo_split_is_stratified_and_disjoint(tmp_path):
     assert _demo_files(tmp_path / "again", seed=0) != files  # other folder ...
     again = [Path(f).read_text() for f in _demo_files(tmp_path / "again", seed=0)]
     assert again == [Path(f).read_text() for f in files]  # ... same content
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path, smollm2_model, capsys):
+    """The README's main command: the whole demo, offline, SmolLM2 on the CPU."""
+    out = tmp_path / "demo"
+    rc = main(["demo", "--out", str(out), "--cache", str(tmp_path / "cache"),
+               "--n-splits", "100", "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    assert "paper claims" in capsys.readouterr().out
+    res = json.loads((out / "results.json").read_text())
+    ref = res["reference"]
+    assert ref["n_calibration"] + ref["n_evaluation"] == 206  # 40% of 508, stratified
+    assert ref["probe_auroc"] > 0.8  # the probe learns the demo task
+    # the guarantee is at least as good as promised (100 splits, 3 SE of slack)
+    assert res["guarantee"]["violation_rate"]["pareto"] <= 0.1 + 3 * 0.03
+    md = (out / "report.md").read_text()
+    assert "## Why these models" in md and "![budget curves](budget_curves.png)" in md
+    cascade = joblib.load(out / "cascade.joblib")
+    routed = cascade.route(["My 2-year-old just drank some bleach, what do I do?",
+                            "What's a good name for a goldfish?"])
+    assert routed.scores.shape == (2,) and routed.threshold == cascade.threshold_
