@@ -73,44 +73,15 @@ print("one input:", X[0])
 # embedding layer, ``i`` the residual stream after ``i`` blocks, ``-1`` the last
 # layer. ``pooling="mean"`` averages over the non-padding tokens (``"last"`` is the
 # usual choice for decoder-only chat models, ``"first"`` reads BERT's ``[CLS]``).
-# The model loads on the first ``transform`` and is shared by every transformer of
-# the process that asks for the same model, device and dtype.
-#
-# ``cache`` is a folder where every pooled vector is stored, keyed by the model,
-# the layer, the pooling, the truncation, the dtype and the input text. A later
-# ``transform`` with the same settings reads the vectors back without running (or
-# even loading) the model. This example uses a temporary folder so that it leaves
-# nothing behind; in practice, point it at a persistent folder.
-cache_dir = tempfile.TemporaryDirectory(prefix="skctd-cache-")
-
-encoder = ActivationTransformer(
-    model="all-MiniLM-L6-v2", layer=4, pooling="mean", cache=cache_dir.name
-)
+# The model loads on the first ``transform`` and is then shared by every
+# transformer of the process that asks for the same model, device and dtype.
+encoder = ActivationTransformer(model="all-MiniLM-L6-v2", layer=4, pooling="mean")
 start = time.perf_counter()
-Z = encoder.fit_transform(X)
+Z = encoder.fit_transform(X[:5])
 print(f"first transform (loads the model): {time.perf_counter() - start:.1f} s")
 print("features:", Z.shape, Z.dtype)
 print("resolved layers:", encoder.layers_, "of", encoder.n_layers_, "blocks")
 print("feature names:", encoder.get_feature_names_out()[:3].tolist(), "...")
-
-# %%
-# A probe with a held-out AUROC
-# -----------------------------
-# The probe is a logistic regression on the layer-4 features. The transformer
-# learns nothing in ``fit``, so the pipeline can be cross-validated or grid-searched
-# like any other. The test messages are never seen by the probe.
-X_train, X_test, y_train, y_test = train_test_split(
-    X, y, test_size=0.3, stratify=y, random_state=0
-)
-probe = make_pipeline(
-    ActivationTransformer(
-        model="all-MiniLM-L6-v2", layer=4, pooling="mean", cache=cache_dir.name
-    ),
-    LogisticRegression(solver="liblinear"),
-)
-probe.fit(X_train, y_train)
-test_auroc = roc_auc_score(y_test, probe.predict_proba(X_test)[:, 1])
-print(f"held-out AUROC of the layer-4 probe: {test_auroc:.3f} ({len(y_test)} inputs)")
 
 # %%
 # Many layers: one forward pass
@@ -119,17 +90,16 @@ print(f"held-out AUROC of the layer-4 probe: {test_auroc:.3f} ({len(y_test)} inp
 # the model only up to the deepest requested layer and stops the forward pass
 # there, so the cost of a transform is set by its deepest layer:
 #
-# * one transformer per layer runs 0 + 1 + ... + 6 = 21 blocks per text for
+# * one transformer per layer runs 0 + 1 + ... + 6 = 21 blocks per input for
 #   layers 0 to 6;
 # * one transformer with ``layer=[0, 1, ..., 6]`` captures every layer in a single
-#   forward pass (6 blocks per text) and returns them concatenated, in the given
+#   forward pass (6 blocks per input) and returns them concatenated, in the given
 #   order, 384 columns per layer.
 #
-# We time both on the first 40 inputs, without a cache (the model is already
-# loaded; on a busy machine the timings are noisy, the ratio less so), and check
-# that they give the same features.
+# We time both on the first 24 inputs (on a busy machine the timings are noisy,
+# their ratio less so) and check that they give the same features.
 layers = list(range(encoder.n_layers_ + 1))
-few = X[:40]
+few = X[:24]
 
 start = time.perf_counter()
 separate = [
@@ -155,18 +125,25 @@ print(
 )
 
 # %%
-# Now all the inputs, every layer, in one pass, written to the cache.
+# The disk cache
+# --------------
+# ``cache`` is a folder where every pooled vector is stored, keyed by the model,
+# the layer, the pooling, the truncation, the dtype and the input. A later
+# ``transform`` with the same settings reads the vectors back without running the
+# model. Each vector is stored under its own layer, so a single-layer transformer
+# reads what a list of layers wrote: that is what makes a grid search over
+# ``layer`` cheap (see :ref:`sphx_glr_auto_examples_plot_grid_search.py`). This
+# example uses a temporary folder so that it leaves nothing behind; in practice,
+# point it at a persistent folder.
+#
+# One pass over all the inputs fills the cache for every layer:
+cache_dir = tempfile.TemporaryDirectory(prefix="skctd-cache-")
 start = time.perf_counter()
 Z_all = ActivationTransformer(
     model="all-MiniLM-L6-v2", layer=layers, cache=cache_dir.name
 ).fit_transform(X)
 print(f"layer=[0..6] on {len(X)} inputs: {time.perf_counter() - start:.1f} s")
 
-# %%
-# The list version also filled the cache *per layer*: every vector is stored under
-# its own layer, so a single-layer transformer reads what the list version wrote
-# without running the model. That is what makes a grid search over ``layer``
-# cheap (see :ref:`sphx_glr_auto_examples_plot_grid_search.py`).
 start = time.perf_counter()
 Z_cached = ActivationTransformer(
     model="all-MiniLM-L6-v2", layer=2, cache=cache_dir.name
@@ -177,10 +154,30 @@ print("equal to the slice of the list version:",
       np.array_equal(Z_cached, Z_all[:, 2 * width : 3 * width]))  # fmt: skip
 
 # %%
+# A probe with a held-out AUROC
+# -----------------------------
+# The probe is a logistic regression on the layer-4 features (read from the cache
+# here). The transformer learns nothing in ``fit``, so the pipeline can be
+# cross-validated or grid-searched like any other. The test inputs are never seen
+# by the probe.
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, test_size=0.3, stratify=y, random_state=0
+)
+probe = make_pipeline(
+    ActivationTransformer(
+        model="all-MiniLM-L6-v2", layer=4, pooling="mean", cache=cache_dir.name
+    ),
+    LogisticRegression(solver="liblinear"),
+)
+probe.fit(X_train, y_train)
+test_auroc = roc_auc_score(y_test, probe.predict_proba(X_test)[:, 1])
+print(f"held-out AUROC of the layer-4 probe: {test_auroc:.3f} ({len(y_test)} inputs)")
+
+# %%
 # AUROC per layer
 # ---------------
 # With the features of every layer in hand, a probe is cross-validated on each
-# layer's slice of columns: 5-fold cross-validation repeated 10 times, so that each
+# layer's slice of ``Z_all``: 5-fold cross-validation repeated 10 times, so that each
 # point averages 50 held-out AUROCs (every fold holds out 40 inputs). With more
 # features than rows, the ``liblinear`` solver is much faster than the default
 # ``lbfgs`` here and gives the same probes up to the optimiser's tolerance.
