@@ -291,6 +291,91 @@ class BudgetCurveDisplay:
         )
 
 
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator: Any,
+        X: Any,
+        y: Any,
+        *,
+        expert_scores: Any = None,
+        metric: str = "auroc",
+        batch_size: int = 128,
+        ax: Any = None,
+        plot_kwargs: Mapping[str, Any] | None = None,
+        **sweep_params: Any,
+    ) -> BudgetCurveDisplay:
+        """Budget curves of a fitted cascade's probes on held-out data.
+
+        The cascade's probe scores and delegation signal on ``X`` and the expert's
+        scores of every row (the expert is called on all of ``X`` unless
+        ``expert_scores`` is given) go through
+        :func:`~skctd.evaluation.budget_sweep`, which recalibrates the threshold at
+        each budget on a random half of ``X`` and scores the other half.
+
+        Parameters
+        ----------
+        estimator : CalibratedDelegationCascade
+            Fitted cascade.
+        X : array-like or sequence of inputs
+            Held-out data, not used to fit the probes.
+        y : array-like of shape (n_samples,)
+            Their labels, among ``estimator.classes_``.
+        expert_scores : array-like of shape (n_samples,), optional
+            The expert's probability of ``classes_[1]`` for each row, if known.
+        metric : str, default="auroc"
+        batch_size : int, default=128
+        ax : matplotlib Axes, optional
+        plot_kwargs : dict, optional
+            Passed to :meth:`plot`.
+        **sweep_params
+            Other keyword arguments of :func:`~skctd.evaluation.budget_sweep`.
+
+        Returns
+        -------
+        display : BudgetCurveDisplay
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import numpy as np
+        >>> from skctd import CalibratedDelegationCascade
+        >>> from skctd.plotting import BudgetCurveDisplay
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(1200, 2))
+        >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        >>> expert = lambda X: (np.asarray(X)[:, 0] + np.asarray(X)[:, 1] > 0) * 0.9 + 0.05
+        >>> cascade = CalibratedDelegationCascade(expert=expert, random_state=0)
+        >>> cascade = cascade.fit(X[:600] * [1, 0], y[:600])
+        >>> disp = BudgetCurveDisplay.from_estimator(cascade, X[600:] * [1, 0], y[600:],
+        ...     expert_scores=expert(X[600:]), alphas=[0.1, 0.5])
+        >>> sorted(disp.lines_)[:3]
+        ['ctd', 'dv_topk', 'expert_only']
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(estimator, "probe_")
+        X = estimator._validate_X(X)
+        y = np.asarray(y)
+        unknown = np.setdiff1d(np.unique(y), estimator.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} the cascade does not know "
+                f"(classes {estimator.classes_.tolist()})."
+            )
+        y_enc = (y == estimator.classes_[1]).astype(int)
+        Z = estimator._featurize(X)
+        p = estimator._probe_scores(Z)
+        signal = estimator._signal(Z, p)
+        if expert_scores is None:
+            expert_scores = estimator.expert_.score(X)
+        return cls.from_predictions(
+            y_enc, p, expert_scores, signal, metric=metric, batch_size=batch_size,
+            ax=ax, plot_kwargs=plot_kwargs, **sweep_params,
+        )
+
+
 # --------------------------------------------------------------------------------------
 # guarantee histogram
 # --------------------------------------------------------------------------------------

@@ -184,3 +184,31 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="plot"):
         DVRankingDisplay([0.5, 1.0], {"oracle": [1.0, 0.5]}).plot()
+
+
+def test_budget_curve_from_estimator_matches_predictions():
+    from skctd import CalibratedDelegationCascade
+    from skctd.evaluation import budget_sweep
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(1000, 3))
+    y = (X[:, 0] + 0.8 * X[:, 1] > 0).astype(int)
+
+    def expert(Z):
+        Z = np.asarray(Z)
+        return np.clip(0.5 + 0.4 * np.sign(Z[:, 0] + 0.8 * Z[:, 1]), 0, 1)
+
+    cascade = CalibratedDelegationCascade(expert=expert, random_state=0)
+    cascade.fit(X[:500] * [1, 0, 1], y[:500])
+    X_ho = X[500:] * [1, 0, 1]
+    disp = BudgetCurveDisplay.from_estimator(
+        cascade, X_ho, y[500:], alphas=[0.1, 0.3, 0.6], metric="accuracy"
+    )
+    p = cascade.probe_.predict_proba(X_ho)[:, 1]
+    d = cascade.delegation_signal(X_ho)
+    ref = budget_sweep(y[500:], p, expert(X_ho), d, alphas=[0.1, 0.3, 0.6],
+                       batch_sizes=[128])
+    for m in ("ctd", "dv_topk", "probe_only"):
+        np.testing.assert_allclose(disp.values[m], ref.curve(m, "accuracy")[1])
+    with pytest.raises(ValueError, match="labels \\[7\\]"):
+        BudgetCurveDisplay.from_estimator(cascade, X_ho[:4], [0, 1, 7, 0])
