@@ -569,7 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="train, calibrate and evaluate a cascade on your data",
-        description=(__doc__ or "").split("\n\n")[1].replace("\n", " "),
+        description=(
+            "Extract (cached) activations of --model, train the safety probe on "
+            "--train and the delegation-value probe on --dev, score the expert, split "
+            "--test 50/50 into calibration and evaluation, run the paper's evaluation "
+            "protocol and write report.md, results.json, the figures and "
+            "cascade.joblib into --out."
+        ),
     )
     run.add_argument("--train", required=True, help="training file (JSONL, CSV, Parquet)")
     run.add_argument("--dev", required=True, help="development file (trains the DV probe)")
