@@ -220,6 +220,7 @@ for price in prices:
         marker="o",
         label=f"price {price}",
     )
+ax_acc.margins(0.12)
 ax_acc.set_xlabel("realised delegation rate (mean over folds)")
 ax_acc.set_ylabel("cascade accuracy (mean over folds)")
 ax_acc.legend()
