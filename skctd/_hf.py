@@ -434,7 +434,8 @@ def check_inputs(X: Any, *, name: str = "X", allow_mixed: bool = False) -> list[
             raise ValueError(
                 f"{name} mixes texts and conversations: {name}[{first_kind[other]}] is "
                 f"a {other} and {name}[{i}] is a {kind}. Use one kind for all rows "
-                "(e.g. wrap texts as [{'role': 'user', 'content': text}])."
+                "(e.g. wrap texts as [{'role': 'user', 'content': text}]), or "
+                "chat_template=True so that every row goes through the chat template."
             )
     return rows
 

@@ -143,6 +143,9 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         strings are read as they are; ``True``: strings are wrapped as one user
         message and templated too; ``False``: no template (conversations become
         ``"role: content"`` lines). A Jinja string replaces the tokenizer's template.
+        A mix of texts and conversations in one ``X`` is accepted only when every
+        row is templated (``True`` or a Jinja string); otherwise the two kinds
+        would be read differently and it is an error.
     system_prompt : str or None, default=None
         System message put first when a chat template is applied.
     model_kwargs : dict or None, default=None
@@ -339,6 +342,10 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
             "system_prompt": self.system_prompt,
         }
 
+    def _templates_every_row(self) -> bool:
+        ct = self.chat_template
+        return ct is True or (isinstance(ct, str) and ct != "auto")
+
     # -- sklearn API ------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> ActivationTransformer:
         """Check the parameters and inputs; learns nothing from the data.
@@ -355,7 +362,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         """
         from ._hf import check_inputs
 
-        check_inputs(X, name="X")
+        check_inputs(X, name="X", allow_mixed=self._templates_every_row())
         self._check_settings()
         return self
 
@@ -386,16 +393,17 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         ----------
         X : list, array or Series of str or of conversations
             Texts, or chat conversations (lists of ``{"role", "content"}`` dicts);
-            not a mix.
+            a mix only with ``chat_template=True`` (or a Jinja template).
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, hidden_size_ * len(layers_))
+        Z : ndarray of shape (n_samples, n_features)
+            ``n_features`` is ``hidden_size_`` times the number of layers.
             In the order of ``X``; dtype ``output_dtype``.
         """
         from ._hf import check_inputs, dedupe
 
-        rows = check_inputs(X, name="X")
+        rows = check_inputs(X, name="X", allow_mixed=self._templates_every_row())
         settings = self._check_settings()
         layers = settings["layers"]
         width = self.hidden_size_

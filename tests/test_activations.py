@@ -194,6 +194,13 @@ def test_chat_template_and_system_prompt(tiny_llama_path):
     as_chat = make(tiny_llama_path, layer=2, chat_template=True).transform(["hello"])
     as_conv = enc.transform([[{"role": "user", "content": "hello"}]])
     np.testing.assert_allclose(as_chat, as_conv, atol=1e-6)
+    # ... so a mix is unambiguous there: each row as if it were a conversation
+    mixed = ["hello", CONVERSATIONS[0]]
+    Z_mixed = make(tiny_llama_path, layer=2, chat_template=True).transform(mixed)
+    np.testing.assert_allclose(Z_mixed[0], as_conv[0], atol=1e-6)
+    np.testing.assert_allclose(Z_mixed[1], Z[0], atol=1e-5)
+    with pytest.raises(ValueError, match="chat_template=True"):
+        enc.transform(mixed)  # "auto" would read the two kinds differently
 
 
 def test_conversations_without_a_template_are_role_lines(minilm_path):
