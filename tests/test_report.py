@@ -144,3 +144,17 @@ def test_bad_input(kwargs, match):
     y = base.pop("y")
     with pytest.raises(ValueError, match=match):
         evaluate_cascade(y, **base, n_splits=5)
+
+
+def test_budget_only_claim_is_two_sided(evaluation):
+    """'~ delta' fails both for a vacuous 0 and for a clear excess over delta."""
+    import copy
+
+    from skctd.report import check_claims
+
+    ev = copy.deepcopy(evaluation)
+    g = ev.guarantee
+    for rate, holds in ((0.0, False), (0.09, True), (0.30, False)):
+        g.violation_rate["budget_only"] = rate
+        g.violation_se["budget_only"] = np.sqrt(rate * (1 - rate) / g.n_splits)
+        assert check_claims(ev)["budget_only_violation_near_delta"]["holds"] is holds
