@@ -237,6 +237,30 @@ def test_disk_cache(judge_llama_path, tmp_path):
     assert other_labels.score_with_report(TEXTS[:1])[1].n_requests == 1
 
 
+def test_disk_cache_survives_an_interrupted_run(judge_llama_path, tmp_path, monkeypatch):
+    """Scores are cached batch by batch: a run killed midway keeps what it scored."""
+    pytest.importorskip("skctd._cache")
+    judge = make_judge(judge_llama_path, cache_dir=str(tmp_path), batch_size=1)
+    model = judge._load()["model"]
+    forward, calls = model.forward, []
+
+    def dying_forward(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # not an Exception: nothing catches it
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", dying_forward)
+    with pytest.raises(KeyboardInterrupt):
+        judge.score(TEXTS[:4])
+    monkeypatch.undo()
+    fresh = make_judge(judge_llama_path, cache_dir=str(tmp_path), batch_size=1)
+    scores, report = fresh.score_with_report(TEXTS[:4])
+    assert report.n_cache_hits == 2 and report.n_requests == 2
+    reference = make_judge(judge_llama_path, batch_size=1, cache=False).score(TEXTS[:4])
+    np.testing.assert_allclose(scores, reference, atol=1e-6)
+
+
 def test_failed_forward_follows_on_error(judge_llama_path, monkeypatch):
     judge = make_judge(judge_llama_path, batch_size=1, on_error="fallback")
     loaded = judge._load()

@@ -366,12 +366,20 @@ class TransformersJudge(_JudgeBase):
         known = self._cache_get(list(first), fingerprint)
         report.n_cache_hits += len(known)
         todo = [k for k in first if k not in known]
-        fresh = self._forward([prompts[first[k]] for k in todo], loaded, report)
-        new = {
-            key: fresh[j] for j, key in enumerate(todo) if not np.isnan(fresh[j]).any()
-        }
-        if new:
-            self._cache_put(new, fingerprint)
+        new: dict[str, np.ndarray] = {}
+
+        def keep(batch: np.ndarray, values: np.ndarray) -> None:
+            # cached batch by batch: an interrupted long run keeps what it scored
+            done = {
+                todo[j]: values[r]
+                for r, j in enumerate(batch)
+                if not np.isnan(values[r]).any()
+            }
+            if done:
+                self._cache_put(done, fingerprint)
+                new.update(done)
+
+        self._forward([prompts[first[k]] for k in todo], loaded, report, on_batch=keep)
         values = {**known, **new}
         lp = np.full((n, 2), np.nan)
         for i, key in enumerate(keys):
@@ -380,9 +388,16 @@ class TransformersJudge(_JudgeBase):
         return self._publish(lp)
 
     def _forward(
-        self, prompts: list[str], loaded: dict[str, Any], report: ExpertReport
+        self,
+        prompts: list[str],
+        loaded: dict[str, Any],
+        report: ExpertReport,
+        on_batch: Any = None,
     ) -> np.ndarray:
-        """Full-vocabulary log P(pos), log P(neg) at the end of each prompt."""
+        """Full-vocabulary log P(pos), log P(neg) at the end of each prompt.
+
+        ``on_batch(indices, values)`` is called after each forward pass.
+        """
         from .._hf import length_sorted_batches, progress_bar
         from .._optional import import_optional
 
@@ -438,6 +453,8 @@ class TransformersJudge(_JudgeBase):
                         lp_neg = torch.logsumexp(logp[:, neg_ids], dim=-1)
                     out[batch, 0] = lp_pos.cpu().numpy()
                     out[batch, 1] = lp_neg.cpu().numpy()
+                    if on_batch is not None:
+                        on_batch(batch, out[batch])
                 except Exception as exc:  # noqa: BLE001 - a failed batch fails its rows
                     report.add_error(
                         f"forward pass failed on a batch of {len(batch)} prompts "
