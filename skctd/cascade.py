@@ -344,13 +344,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         """
         check_is_fitted(self, "probe_")
         X, y = self._validate_X_y(X, y, reset=False)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y contains labels {unknown.tolist()} not seen in fit; the cascade "
-                f"knows the classes {self.classes_.tolist()}."
-            )
-        y_enc = np.searchsorted(self.classes_, y)
+        y_enc = self._encode_known(y)
         n = _num_samples(X)
         expert_scores = self._check_expert_scores(expert_scores, n)
         self.expert_report_ = ExpertReport()
@@ -523,6 +517,17 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         return self.delegation_signal(X) > self.threshold_
 
     # ---------------------------------------------------------------- internals
+    def _encode_known(self, y) -> np.ndarray:
+        """0/1 codes of labels among ``classes_``; unknown labels are an error."""
+        y = np.asarray(y)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} not seen in fit; the cascade "
+                f"knows the classes {self.classes_.tolist()}."
+            )
+        return np.searchsorted(self.classes_, y)
+
     def _validate_X_y(self, X, y, reset=True):
         if self.featurizer is None:
             return validate_data(self, X, y, reset=reset)

@@ -357,14 +357,7 @@ class BudgetCurveDisplay:
 
         check_is_fitted(estimator, "probe_")
         X = estimator._validate_X(X)
-        y = np.asarray(y)
-        unknown = np.setdiff1d(np.unique(y), estimator.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y contains labels {unknown.tolist()} the cascade does not know "
-                f"(classes {estimator.classes_.tolist()})."
-            )
-        y_enc = (y == estimator.classes_[1]).astype(int)
+        y_enc = estimator._encode_known(y)
         Z = estimator._featurize(X)
         p = estimator._probe_scores(Z)
         signal = estimator._signal(Z, p)

@@ -128,8 +128,7 @@ def test_run_with_column_expert(data_files, tiny_llama_path, tmp_path, capsys):
            [{"role": "user", "content": RISKY[0]}]]
     proba = cascade.predict_proba(new)
     assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1)
-    assert cascade.alpha == 0.2 and np.isfinite(cascade.threshold_) | (
-        cascade.threshold_ == np.inf)
+    assert cascade.alpha == 0.2 and not np.isnan(cascade.threshold_)
 
     # a rerun hits the activation cache and gives the same numbers
     out2 = tmp_path / "out2"
@@ -235,9 +234,8 @@ def test_demo_split_is_stratified_and_disjoint(tmp_path):
     for p in parts:  # every part has both labels in every domain
         strata = {(r["group"], r["label"]) for r in p}
         assert strata == {(g, t) for g, t in zip(demo.group, demo.target, strict=True)}
-    assert _demo_files(tmp_path / "again", seed=0) != files  # other folder ...
     again = [Path(f).read_text() for f in _demo_files(tmp_path / "again", seed=0)]
-    assert again == [Path(f).read_text() for f in files]  # ... same content
+    assert again == [Path(f).read_text() for f in files]  # same seed, same split
 
 
 @pytest.mark.slow
