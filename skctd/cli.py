@@ -187,15 +187,13 @@ def _wrap_texts_if_mixed(*datasets) -> bool:
     return True
 
 
-def _template_mode(featurizer, sample) -> Any:
+def _template_mode(featurizer) -> Any:
     """``True`` when the model's tokenizer has a chat template, else ``"auto"``."""
-    try:
-        featurizer.set_params(chat_template=True).transform(sample)
-    except ValueError as exc:
-        if "chat template" not in str(exc):
-            raise
-        return "auto"  # no template (e.g. BERT): conversations as "role: content"
-    return True
+    from ._hf import _has_template
+
+    tokenizer, _ = featurizer._load(featurizer._check_settings())
+    # no template (e.g. BERT): "auto" renders conversations as "role: content" lines
+    return True if _has_template(tokenizer) else "auto"
 
 
 def run_job(cfg: JobConfig, *, quiet: bool = False) -> dict[str, Any]:
@@ -276,7 +274,7 @@ def run_job(cfg: JobConfig, *, quiet: bool = False) -> dict[str, Any]:
         progress=cfg.progress and not quiet,
     )
     if mixed:
-        featurizer.set_params(chat_template=_template_mode(featurizer, train.inputs[:1]))
+        featurizer.set_params(chat_template=_template_mode(featurizer))
         _log(
             "the files mix texts and conversations: texts are read as one-message "
             f"conversations (chat_template={featurizer.chat_template!r})",
