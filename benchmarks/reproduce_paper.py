@@ -119,21 +119,21 @@ def features(data_dir: Path, cache: Path, key: str, chunk: int = 512) -> np.ndar
     )
     rows = as_conversations(load_split(data_dir, key).inputs)
     t0 = time.perf_counter()
-    parts = []
-    for start in range(0, len(rows), chunk):
-        parts.append(enc.transform(rows[start : start + chunk]))
-        log.info(
-            "activations %s: %d/%d rows, %.0f s",
-            key,
-            min(start + chunk, len(rows)),
-            len(rows),
-            time.perf_counter() - t0,
-        )
-    Z = np.concatenate(parts).astype(np.float32)
+    Z = _in_chunks(enc.transform, rows, chunk, f"activations {key}").astype(np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, Z)
     _note_runtime(cache, f"act_{key}", time.perf_counter() - t0, len(rows))
     return Z
+
+
+def _in_chunks(fn, rows: list, chunk: int, label: str) -> np.ndarray:
+    """``fn`` over ``rows`` in chunks, logging progress (long CPU stages)."""
+    t0, parts = time.perf_counter(), []
+    for start in range(0, len(rows), chunk):
+        parts.append(fn(rows[start : start + chunk]))
+        done = min(start + chunk, len(rows))
+        log.info("%s: %d/%d rows, %.0f s", label, done, len(rows), time.perf_counter() - t0)
+    return np.concatenate(parts)
 
 
 def judge_scores(data_dir: Path, cache: Path, key: str, chunk: int = 128) -> np.ndarray:
@@ -148,18 +148,7 @@ def judge_scores(data_dir: Path, cache: Path, key: str, chunk: int = 128) -> np.
     )
     rows = load_split(data_dir, key).inputs
     t0 = time.perf_counter()
-    parts = []
-    # the judge writes its disk cache once per call: small calls make a run resumable
-    for start in range(0, len(rows), chunk):
-        parts.append(judge.score(rows[start : start + chunk]))
-        log.info(
-            "judge %s: %d/%d rows, %.0f s",
-            key,
-            min(start + chunk, len(rows)),
-            len(rows),
-            time.perf_counter() - t0,
-        )
-    s = np.concatenate(parts).astype(float)
+    s = _in_chunks(judge.score, rows, chunk, f"judge {key}").astype(float)
     if np.isnan(s).any():
         raise RuntimeError(f"judge returned NaN for {int(np.isnan(s).sum())} rows of {key}")
     out.parent.mkdir(parents=True, exist_ok=True)
