@@ -99,8 +99,8 @@ def naive(torch, tokenizer, model, texts, layer, max_length, batch_size):
 
 def bench_model(key: str, args, torch) -> dict:
     from skctd import ActivationTransformer
-    from skctd._hf import check_inputs, load_model, render_texts
-    from skctd.activations import _find_blocks
+    from skctd.llm._activations import _find_blocks
+    from skctd.llm._hf import check_inputs, load_model, render_texts
 
     name, layer = MODELS[key]
     if args.layer is not None:
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from skctd._hf import resolve_device, resolve_dtype
+    from skctd.llm._hf import resolve_device, resolve_dtype
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

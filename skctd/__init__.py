@@ -42,11 +42,11 @@ _PUBLIC = {
     "ExpertError": "experts",
     "ExpertReport": "experts",
     "as_expert": "experts",
-    "TransformersJudge": "judges",
-    "OpenAIJudge": "judges",
+    "TransformersJudge": "experts",
+    "OpenAIJudge": "experts",
     # estimators
     "CalibratedDelegationCascade": "cascade",
-    "ActivationTransformer": "activations",
+    "ActivationTransformer": "llm",
     # evaluation reports
     "evaluate_cascade": "report",
     "CascadeEvaluation": "report",

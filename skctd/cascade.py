@@ -29,9 +29,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .calibration import calibrate_threshold
-from .delegation import delegation_value, uncertainty_signal
-from .experts import BaseExpert, ExpertReport, as_expert
+from skctd.calibration import calibrate_threshold
+from skctd.delegation import delegation_value, uncertainty_signal
+from skctd.experts import BaseExpert, ExpertReport, as_expert
 
 __all__ = ["CalibratedDelegationCascade"]
 

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from skctd import ActivationTransformer  # noqa: E402
-from skctd._hf import clear_model_cache, load_model  # noqa: E402
+from skctd.llm._hf import clear_model_cache, load_model  # noqa: E402
 
 pytestmark = pytest.mark.llm
 
@@ -235,7 +235,7 @@ def test_cache_hit_needs_no_model(tiny_llama_path, tmp_path, monkeypatch):
         raise AssertionError("the model was loaded on a cache hit")
 
     clear_model_cache()
-    monkeypatch.setattr("skctd._hf.load_model", no_model)
+    monkeypatch.setattr("skctd.llm._hf.load_model", no_model)
     again = make(tiny_llama_path, layer=[1, 3], pooling="last", cache=tmp_path)
     np.testing.assert_array_equal(again.transform(TEXTS[::-1]), Z[::-1])
     np.testing.assert_array_equal(again.transform(CONVERSATIONS), Zc)
@@ -353,7 +353,7 @@ def test_bad_params(tiny_llama_path, params, match):
 def test_empty_input_and_missing_dependency(tiny_llama_path, monkeypatch):
     Z = make(tiny_llama_path, layer=[1, 2]).transform([])
     assert Z.shape == (0, 128)
-    import skctd.activations as act
+    import skctd.llm._activations as act
 
     monkeypatch.setattr(act, "_CONFIG_CACHE", {})
     monkeypatch.setitem(sys.modules, "transformers", None)

@@ -17,8 +17,6 @@ from sklearn.metrics import roc_auc_score
 from skctd.calibration import (
     BudgetSweepResult,
     CalibrationResult,
-    _OptStage,
-    _test_stage,
     binomial_pvalues,
     bonferroni_test,
     calibrate_budget_sweep,
@@ -29,6 +27,7 @@ from skctd.calibration import (
     min_test_size,
     pareto_efficient,
 )
+from skctd.calibration._ltt import _OptStage, _test_stage
 
 
 # ------------------------------------------------------------------ data and reference

@@ -220,7 +220,7 @@ def test_url_expert_needs_model_name(tmp_path, data_files, tiny_llama_path, caps
 
 
 def test_demo_split_is_stratified_and_disjoint(tmp_path):
-    from skctd.cli import _demo_files
+    from skctd.cli._main import _demo_files
     from skctd.datasets import load_demo
 
     demo = load_demo()

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from skctd._cache import DiskCache, text_hash
-from skctd._hf import (
+from skctd.llm._cache import DiskCache, text_hash
+from skctd.llm._hf import (
     check_inputs,
     dedupe,
     length_sorted_batches,
@@ -235,7 +235,7 @@ def test_disk_cache_bad_arguments(tmp_path):
 
 def test_device_and_dtype():
     torch = pytest.importorskip("torch")
-    from skctd._hf import resolve_device, resolve_dtype
+    from skctd.llm._hf import resolve_device, resolve_dtype
 
     auto = resolve_device("auto")
     assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -256,7 +256,7 @@ def test_device_and_dtype():
 
 
 def test_load_model_is_shared_and_padded(tiny_llama_path, minilm_path):
-    from skctd._hf import load_model
+    from skctd.llm._hf import load_model
 
     tok, model = load_model(tiny_llama_path, device="cpu", dtype="float32")
     assert load_model(tiny_llama_path, device="cpu", dtype="float32")[1] is model
@@ -273,7 +273,7 @@ def test_load_model_is_shared_and_padded(tiny_llama_path, minilm_path):
 
 
 def test_find_packaged_model():
-    from skctd._hf import find_packaged_model
+    from skctd.llm._hf import find_packaged_model
 
     with pytest.raises(ValueError, match="not a packaged model"):
         find_packaged_model("gpt-5")

@@ -18,8 +18,8 @@ from _openai_server import OpenAITestServer  # noqa: E402
 
 from skctd import OpenAIJudge  # noqa: E402
 from skctd.experts import ExpertError  # noqa: E402
-from skctd.judges import DEFAULT_PROMPT_TEMPLATE, DEFAULT_SYSTEM_PROMPT  # noqa: E402
-from skctd.judges._openai import _retry_after_seconds  # noqa: E402
+from skctd.experts.judges import DEFAULT_PROMPT_TEMPLATE, DEFAULT_SYSTEM_PROMPT  # noqa: E402
+from skctd.experts.judges._openai import _retry_after_seconds  # noqa: E402
 
 FAST = {"backoff_base": 0.001, "backoff_max": 0.01, "timeout": 5.0}
 
@@ -341,7 +341,7 @@ def test_cache_can_be_disabled(server):
 
 
 def test_disk_cache_is_shared_between_judges(server, tmp_path):
-    pytest.importorskip("skctd._cache")
+    pytest.importorskip("skctd.llm._cache")
     first = judge_for(server, cache_dir=str(tmp_path))
     scores = first.score(["p=0.6 a", "p=0.7 b"])
     second = judge_for(server, cache_dir=str(tmp_path))

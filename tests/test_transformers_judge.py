@@ -18,7 +18,7 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 # the shared Hugging Face plumbing (skctd/_hf.py, owned by ActivationTransformer)
 pytest.importorskip(
-    "skctd._hf", reason="skctd._hf (shared HF plumbing) is not there yet"
+    "skctd.llm._hf", reason="skctd.llm._hf (shared HF plumbing) is not there yet"
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,8 +27,8 @@ from _openai_server import OpenAITestServer  # noqa: E402
 
 from skctd import OpenAIJudge, TransformersJudge  # noqa: E402
 from skctd.experts import ExpertError  # noqa: E402
-from skctd.judges import DEFAULT_SYSTEM_PROMPT  # noqa: E402
-from skctd.judges._prompt import build_messages, check_template  # noqa: E402
+from skctd.experts.judges import DEFAULT_SYSTEM_PROMPT  # noqa: E402
+from skctd.experts.judges._prompt import build_messages, check_template  # noqa: E402
 
 pytestmark = pytest.mark.llm
 
@@ -224,7 +224,7 @@ def test_accounting_and_cache(judge_llama_path):
 
 
 def test_disk_cache(judge_llama_path, tmp_path):
-    pytest.importorskip("skctd._cache")
+    pytest.importorskip("skctd.llm._cache")
     first = make_judge(judge_llama_path, cache_dir=str(tmp_path))
     scores = first.score(TEXTS[:3])
     second = make_judge(judge_llama_path, cache_dir=str(tmp_path))
@@ -239,7 +239,7 @@ def test_disk_cache(judge_llama_path, tmp_path):
 
 def test_disk_cache_survives_an_interrupted_run(judge_llama_path, tmp_path, monkeypatch):
     """Scores are cached batch by batch: a run killed midway keeps what it scored."""
-    pytest.importorskip("skctd._cache")
+    pytest.importorskip("skctd.llm._cache")
     judge = make_judge(judge_llama_path, cache_dir=str(tmp_path), batch_size=1)
     model = judge._load()["model"]
     forward, calls = model.forward, []

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from sklearn.utils import Bunch
 
-from skctd._optional import import_optional
 from skctd.datasets._io import read_dataset
+from skctd.utils._optional import import_optional
 
 __all__ = ["demo_path", "load_demo"]
 

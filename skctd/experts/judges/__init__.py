@@ -2,9 +2,13 @@
 OpenAI-compatible server, both asking the same yes/no question and reading the
 probability of the label words at the answer position."""
 
-from ._openai import OpenAIJudge
-from ._prompt import DEFAULT_LABELS, DEFAULT_PROMPT_TEMPLATE, DEFAULT_SYSTEM_PROMPT
-from ._transformers import TransformersJudge
+from skctd.experts.judges._openai import OpenAIJudge
+from skctd.experts.judges._prompt import (
+    DEFAULT_LABELS,
+    DEFAULT_PROMPT_TEMPLATE,
+    DEFAULT_SYSTEM_PROMPT,
+)
+from skctd.experts.judges._transformers import TransformersJudge
 
 __all__ = [
     "DEFAULT_LABELS",

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._optional import import_optional
+from skctd.utils._optional import import_optional
 
 __all__ = ["ActivationTransformer"]
 
@@ -29,7 +29,7 @@ class _StopForward(Exception):
 
 def _resolve_name(model: str, model_kwargs: dict | None) -> tuple[str, dict]:
     """(name_or_path, from_pretrained kwargs) with the packaged models resolved."""
-    from ._hf import _PACKAGED, find_packaged_model
+    from skctd.llm._hf import _PACKAGED, find_packaged_model
 
     kwargs = dict(model_kwargs or {})
     if str(model).lower() in _PACKAGED and not Path(str(model)).exists():
@@ -40,7 +40,7 @@ def _resolve_name(model: str, model_kwargs: dict | None) -> tuple[str, dict]:
 
 def _load_config(name: str, kwargs: dict, trust_remote_code: bool) -> Any:
     """The model config (no weights), cached per process."""
-    from ._hf import _freeze
+    from skctd.llm._hf import _freeze
 
     key = (name, _freeze(kwargs), bool(trust_remote_code))
     with _CONFIG_LOCK:
@@ -262,7 +262,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
     # -- pickling: never carry weights ---------------------------------------------
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())
-        state.pop("_loaded", None)  # models live in skctd._hf's process cache
+        state.pop("_loaded", None)  # models live in skctd.llm._hf's process cache
         return state
 
     def __sklearn_tags__(self):
@@ -325,7 +325,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         return {"name": name, "kwargs": kwargs, "layers": resolved}
 
     def _namespace(self, settings: dict, layer: int) -> dict[str, Any]:
-        from ._hf import resolve_device, resolve_dtype
+        from skctd.llm._hf import resolve_device, resolve_dtype
 
         device = resolve_device(self.device)
         return {
@@ -360,7 +360,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         -------
         self : ActivationTransformer
         """
-        from ._hf import check_inputs
+        from skctd.llm._hf import check_inputs
 
         check_inputs(X, name="X", allow_mixed=self._templates_every_row())
         self._check_settings()
@@ -401,7 +401,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
             ``n_features`` is ``hidden_size_`` times the number of layers.
             In the order of ``X``; dtype ``output_dtype``.
         """
-        from ._hf import check_inputs, dedupe
+        from skctd.llm._hf import check_inputs, dedupe
 
         rows = check_inputs(X, name="X", allow_mixed=self._templates_every_row())
         settings = self._check_settings()
@@ -419,7 +419,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         todo = np.arange(n_unique)
         disks = hashes = None
         if self.cache is not None and n_unique:
-            from ._cache import DiskCache, text_hash
+            from skctd.llm._cache import DiskCache, text_hash
 
             hashes = [text_hash(k) for k in unique_keys]
             disks = [
@@ -450,7 +450,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
 
     # -- the forward pass ----------------------------------------------------------------
     def _load(self, settings: dict) -> tuple[Any, Any]:
-        from ._hf import load_model
+        from skctd.llm._hf import load_model
 
         return load_model(
             settings["name"],
@@ -471,7 +471,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         hashes: list | None,
     ) -> None:
         """Fill ``values[targets]`` with the features of ``rows``."""
-        from ._hf import (
+        from skctd.llm._hf import (
             _has_template,
             length_sorted_batches,
             progress_bar,

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..experts import ExpertReport
-from ._prompt import (
+from skctd.experts._base import ExpertReport
+from skctd.experts.judges._prompt import (
     DEFAULT_LABELS,
     DEFAULT_SYSTEM_PROMPT,
     _JudgeBase,
@@ -59,8 +59,8 @@ class TransformersJudge(_JudgeBase):
         The user message, with ``{input}`` where the text goes and
         ``{positive}`` / ``{negative}`` for the label words. Default: a
         high-stakes / harmfulness question
-        (``skctd.judges.DEFAULT_PROMPT_TEMPLATE``).
-    system_prompt : str or None, default=skctd.judges.DEFAULT_SYSTEM_PROMPT
+        (``skctd.experts.judges.DEFAULT_PROMPT_TEMPLATE``).
+    system_prompt : str or None, default=skctd.experts.judges.DEFAULT_SYSTEM_PROMPT
         System message before the question; ``None`` adds none (the chat
         template may then add its own default).
     normalize : {"labels", "vocab"}, default="labels"
@@ -197,7 +197,7 @@ class TransformersJudge(_JudgeBase):
         return {"labels": labels, "template": template, "system_prompt": system_prompt}
 
     def _check_rows(self, X: Any) -> list[Any]:
-        from .._hf import check_inputs
+        from skctd.llm._hf import check_inputs
 
         rows = check_inputs(X, name="X", allow_mixed=True)
         if rows:
@@ -209,7 +209,7 @@ class TransformersJudge(_JudgeBase):
     # -- the model ----------------------------------------------------------------------
     def _resolved(self) -> tuple[str, dict[str, Any]]:
         """(name_or_path, from_pretrained kwargs), packaged models resolved."""
-        from .._hf import find_packaged_model
+        from skctd.llm._hf import find_packaged_model
 
         kwargs = dict(self.model_kwargs or {})
         name = self.model
@@ -231,7 +231,7 @@ class TransformersJudge(_JudgeBase):
         loaded = self.__dict__.get("_loaded")
         if loaded is not None and loaded["key"] == key:
             return loaded
-        from .._hf import load_model
+        from skctd.llm._hf import load_model
 
         name, kwargs = self._resolved()
         tokenizer, model = load_model(
@@ -327,7 +327,7 @@ class TransformersJudge(_JudgeBase):
             for body in bodies
         ]
         if self._templated(tokenizer):
-            from .._hf import render_texts
+            from skctd.llm._hf import render_texts
 
             return render_texts(
                 conversations,
@@ -398,8 +398,8 @@ class TransformersJudge(_JudgeBase):
 
         ``on_batch(indices, values)`` is called after each forward pass.
         """
-        from .._hf import length_sorted_batches, progress_bar
-        from .._optional import import_optional
+        from skctd.llm._hf import length_sorted_batches, progress_bar
+        from skctd.utils._optional import import_optional
 
         out = np.full((len(prompts), 2), np.nan)
         if not prompts:

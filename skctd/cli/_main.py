@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main", "JobConfig", "run_job", "parse_expert_spec", "default_cache_dir"]
+__all__ = ["main", "build_parser", "JobConfig", "run_job", "parse_expert_spec", "default_cache_dir"]
 
 DEMO_MODEL = "smollm2"
 DEMO_LAYER = 15
@@ -128,7 +128,7 @@ def _log(msg: str, *, quiet: bool = False) -> None:
 
 
 def _read(path: str, cfg: JobConfig, *, expert_column: str | None):
-    from .datasets import read_dataset
+    from skctd.datasets import read_dataset
 
     return read_dataset(
         path,
@@ -142,7 +142,7 @@ def _read(path: str, cfg: JobConfig, *, expert_column: str | None):
 
 def _build_expert(kind: str, target: str, cfg: JobConfig, cache: Path | None):
     if kind == "hf":
-        from .judges import TransformersJudge
+        from skctd.experts.judges import TransformersJudge
 
         return TransformersJudge(
             target,
@@ -154,7 +154,7 @@ def _build_expert(kind: str, target: str, cfg: JobConfig, cache: Path | None):
             on_error=cfg.on_error,
         )
     if kind == "openai":
-        from .judges import OpenAIJudge
+        from skctd.experts.judges import OpenAIJudge
 
         if not cfg.expert_model:
             raise ValueError(
@@ -189,7 +189,7 @@ def _wrap_texts_if_mixed(*datasets) -> bool:
 
 def _template_mode(featurizer) -> Any:
     """``True`` when the model's tokenizer has a chat template, else ``"auto"``."""
-    from ._hf import _has_template
+    from skctd.llm._hf import _has_template
 
     tokenizer, _ = featurizer._load(featurizer._check_settings())
     # no template (e.g. BERT): "auto" renders conversations as "role: content" lines
@@ -221,11 +221,11 @@ def run_job(cfg: JobConfig, *, quiet: bool = False) -> dict[str, Any]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .activations import ActivationTransformer
-    from .cascade import CalibratedDelegationCascade
-    from .delegation import delegation_value
-    from .experts import ExpertReport, PrecomputedExpert
-    from .report import evaluate_cascade
+    from skctd.cascade import CalibratedDelegationCascade
+    from skctd.delegation import delegation_value
+    from skctd.experts import ExpertReport, PrecomputedExpert
+    from skctd.llm import ActivationTransformer
+    from skctd.report import evaluate_cascade
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -451,7 +451,7 @@ def run_job(cfg: JobConfig, *, quiet: bool = False) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 def _demo_files(workdir: Path, seed: int) -> tuple[str, str, str]:
     """Split the embedded demo set 35/25/40 into train/dev/test JSONL files."""
-    from .datasets import demo_path
+    from skctd.datasets import demo_path
 
     rows = [json.loads(line) for line in demo_path().read_text("utf-8").splitlines() if line]
     strata = np.array([f"{r['group']}|{r['label']}" for r in rows])
@@ -491,7 +491,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     # the demo only reads models shipped in installed packages: never touch the hub
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from .datasets import load_demo
+    from skctd.datasets import load_demo
 
     out = Path(args.out)
     demo = load_demo()

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._optional import import_optional
-from .evaluation import (
+from skctd.evaluation import (
     METHOD_LABELS,
     GroupResult,
     GuaranteeResult,
@@ -36,6 +35,7 @@ from .evaluation import (
     budget_sweep,
     dv_ranking_curve,
 )
+from skctd.utils._optional import import_optional
 
 __all__ = [
     "METHOD_STYLES",
@@ -920,7 +920,7 @@ class CalibrationDisplay:
         -------
         display : CalibrationDisplay
         """
-        from .calibration import CalibrationResult
+        from skctd.calibration import CalibrationResult
 
         if not isinstance(result, CalibrationResult):
             raise TypeError(f"result must be a CalibrationResult, got {type(result)}.")

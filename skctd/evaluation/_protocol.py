@@ -39,9 +39,10 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.utils import check_random_state
 
-from ._optional import import_optional
-from .calibration import _n_opt_rows, calibrate_budget_sweep
-from .delegation import delegation_value, topk_delegation_mask, uncertainty_signal
+from skctd.calibration import calibrate_budget_sweep
+from skctd.calibration._ltt import _n_opt_rows
+from skctd.delegation import delegation_value, topk_delegation_mask, uncertainty_signal
+from skctd.utils._optional import import_optional
 
 __all__ = [
     "DEFAULT_ALPHAS",

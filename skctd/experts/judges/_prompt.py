@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..experts import BaseExpert, ExpertReport
+from skctd.experts._base import BaseExpert, ExpertReport
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -108,7 +108,7 @@ def label_variants(word: str) -> list[str]:
 
     Examples
     --------
-    >>> from skctd.judges._prompt import label_variants
+    >>> from skctd.experts.judges._prompt import label_variants
     >>> label_variants("Yes")
     ['Yes', ' Yes', 'yes', ' yes']
     """
@@ -153,7 +153,7 @@ def build_messages(
 
     Examples
     --------
-    >>> from skctd.judges._prompt import build_messages
+    >>> from skctd.experts.judges._prompt import build_messages
     >>> build_messages("hello", "Harmful? {positive}/{negative}\\n{input}",
     ...                ("Yes", "No"), None)
     [{'role': 'user', 'content': 'Harmful? Yes/No\\nhello'}]
@@ -369,7 +369,7 @@ class _JudgeBase(BaseExpert):
             disks = self._disk_cache = {}
         disk = disks.get(fingerprint)
         if disk is None:
-            from .._cache import DiskCache
+            from skctd.llm._cache import DiskCache
 
             disk = disks[fingerprint] = DiskCache(
                 self.cache_dir, {"judge": type(self).__name__, "settings": fingerprint}

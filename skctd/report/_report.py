@@ -24,10 +24,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
 
-from ._optional import import_optional
-from .calibration import CalibrationResult, calibrate_threshold, min_test_size
-from .delegation import delegation_value, uncertainty_signal
-from .evaluation import (
+from skctd.calibration import CalibrationResult, calibrate_threshold, min_test_size
+from skctd.delegation import delegation_value, uncertainty_signal
+from skctd.evaluation import (
     DEFAULT_ALPHAS,
     METHOD_LABELS,
     BinaryContinuousResult,
@@ -35,14 +34,14 @@ from .evaluation import (
     GuaranteeResult,
     RankingCurveResult,
     SweepResult,
-    _jsonable,
-    _split_masks,
     binary_vs_continuous,
     budget_sweep,
     dv_ranking_curve,
     group_analysis,
     validate_guarantee,
 )
+from skctd.evaluation._protocol import _jsonable, _split_masks
+from skctd.utils._optional import import_optional
 
 __all__ = ["CascadeEvaluation", "evaluate_cascade", "check_claims", "CLAIMS"]
 
@@ -231,7 +230,7 @@ class CascadeEvaluation:
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from .plotting import (
+        from skctd.plotting import (
             BudgetCurveDisplay,
             CalibrationDisplay,
             DVRankingDisplay,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._optional import import_optional
+from skctd.utils._optional import import_optional
 
 __all__ = [
     "resolve_device",
@@ -288,7 +288,7 @@ def find_packaged_model(name: str) -> tuple[str, dict[str, Any]]:
 
     Examples
     --------
-    >>> from skctd._hf import find_packaged_model
+    >>> from skctd.llm._hf import find_packaged_model
     >>> path, kwargs = find_packaged_model("smollm2")  # doctest: +SKIP
     >>> kwargs  # doctest: +SKIP
     {'gguf_file': 'SmolLM2-135M-Instruct.Q4_1.gguf'}
@@ -347,7 +347,7 @@ def check_inputs(X: Any, *, name: str = "X", allow_mixed: bool = False) -> list[
 
     Examples
     --------
-    >>> from skctd._hf import check_inputs
+    >>> from skctd.llm._hf import check_inputs
     >>> check_inputs(["hi", "there"])
     ['hi', 'there']
     >>> check_inputs(["hi", ""])
@@ -558,7 +558,7 @@ def length_sorted_batches(
 
     Examples
     --------
-    >>> from skctd._hf import length_sorted_batches
+    >>> from skctd.llm._hf import length_sorted_batches
     >>> [b.tolist() for b in length_sorted_batches([3, 9, 5, 1], batch_size=2)]
     [[1, 2], [0, 3]]
     >>> [b.tolist() for b in length_sorted_batches([3, 9, 5, 1], max_tokens_per_batch=10)]
@@ -601,7 +601,7 @@ def dedupe(texts: list[str]) -> tuple[list[str], np.ndarray]:
 
     Examples
     --------
-    >>> from skctd._hf import dedupe
+    >>> from skctd.llm._hf import dedupe
     >>> unique, inverse = dedupe(["a", "b", "a"])
     >>> unique, inverse.tolist()
     (['a', 'b'], [0, 1, 0])

@@ -38,6 +38,7 @@ __all__ = [
     "FunctionExpert",
     "PrecomputedExpert",
     "as_expert",
+    "row_key",
 ]
 
 _ON_ERROR = ("raise", "fallback")

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..experts import ExpertReport
-from ._prompt import (
+from skctd.experts._base import ExpertReport
+from skctd.experts.judges._prompt import (
     DEFAULT_LABELS,
     DEFAULT_SYSTEM_PROMPT,
     _JudgeBase,
@@ -36,7 +36,7 @@ from ._prompt import (
 
 __all__ = ["OpenAIJudge"]
 
-logger = logging.getLogger("skctd.judges")
+logger = logging.getLogger("skctd.experts.judges")
 
 _RETRY_STATUS = frozenset({408, 409, 429})
 _BODY_EXCERPT = 200
@@ -126,8 +126,8 @@ class OpenAIJudge(_JudgeBase):
         The user message, with ``{input}`` where the text (or the conversation, as
         ``role: content`` lines) goes and ``{positive}`` / ``{negative}`` for the
         label words. Default: a high-stakes / harmfulness question
-        (``skctd.judges.DEFAULT_PROMPT_TEMPLATE``).
-    system_prompt : str or None, default=skctd.judges.DEFAULT_SYSTEM_PROMPT
+        (``skctd.experts.judges.DEFAULT_PROMPT_TEMPLATE``).
+    system_prompt : str or None, default=skctd.experts.judges.DEFAULT_SYSTEM_PROMPT
         System message sent before the question; ``None`` sends none.
     normalize : {"labels", "vocab"}, default="labels"
         ``"labels"``: ``P(pos) / (P(pos) + P(neg))``; ``"vocab"``: the

@@ -29,7 +29,7 @@ def text_hash(text: str) -> str:
 
     Examples
     --------
-    >>> from skctd._cache import text_hash
+    >>> from skctd.llm._cache import text_hash
     >>> text_hash("hello")[:12]
     '2cf24dba5fb0'
     """
@@ -56,7 +56,7 @@ class DiskCache:
     Examples
     --------
     >>> import tempfile, numpy as np
-    >>> from skctd._cache import DiskCache, text_hash
+    >>> from skctd.llm._cache import DiskCache, text_hash
     >>> with tempfile.TemporaryDirectory() as d:
     ...     cache = DiskCache(d, {"model": "m", "layer": 3})
     ...     cache.put_many({text_hash("a"): np.ones(2), text_hash("b"): 0.5})

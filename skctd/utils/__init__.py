@@ -1,0 +1,1 @@
+"""Helpers shared by every layer: input validation and optional imports."""
