@@ -1,5 +1,6 @@
-"""Helpers shared by every layer: input validation and optional imports."""
+"""Helpers shared by every layer: validation, JSON conversion, optional imports."""
 
+from skctd.utils._json import to_jsonable
 from skctd.utils._optional import import_optional
 from skctd.utils._validation import (
     check_binary_labels,
@@ -18,4 +19,5 @@ __all__ = [
     "check_same_length",
     "check_scores",
     "import_optional",
+    "to_jsonable",
 ]

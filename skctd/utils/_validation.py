@@ -27,15 +27,19 @@ __all__ = [
 _MAX_ROWS = 10
 
 
-def check_fraction(value: Any, name: str) -> float:
+def check_fraction(value: Any, name: str, *, closed: bool = False) -> float:
     """A real number strictly between 0 and 1 (``alpha``, ``delta``, ``opt_fraction``).
 
     Parameters
     ----------
     value : object
-        The value to check; booleans, NaN and non-numbers are rejected.
+        The value to check; booleans, NaN, strings and other non-numbers are
+        rejected.
     name : str
         Parameter name used in the error message.
+    closed : bool, default=False
+        Accept the closed interval [0, 1] instead (e.g. the share of a batch that
+        top-k delegation sends, where 0 and 1 are meaningful).
 
     Returns
     -------
@@ -50,13 +54,18 @@ def check_fraction(value: Any, name: str) -> float:
     Traceback (most recent call last):
     ...
     ValueError: alpha must be a number strictly between 0 and 1, got 1.
+    >>> check_fraction(1, "alpha", closed=True)
+    1.0
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or not 0.0 < float(value) < 1.0
-    ):
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and bool(np.isfinite(value))
+    )
+    if closed:
+        if not ok or not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
+    elif not ok or not 0.0 < float(value) < 1.0:
         raise ValueError(
             f"{name} must be a number strictly between 0 and 1, got {value!r}."
         )
@@ -217,7 +226,7 @@ def check_same_length(**arrays: Any) -> int:
     for k, size in sizes.items():
         if size != n:
             raise ValueError(
-                f"{k} has {size} rows but {first} has {n}; all arrays must describe "
-                "the same rows."
+                f"{k} has {size} rows but {first} has {n}; all arrays must have the "
+                "same length (one entry per row)."
             )
     return int(n)
