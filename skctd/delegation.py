@@ -10,10 +10,17 @@ All functions are pure numpy and vectorised.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
+
+from skctd.utils import (
+    check_binary_labels,
+    check_fraction,
+    check_positive_int,
+    check_same_length,
+    check_scores,
+)
 
 __all__ = [
     "delegation_value",
@@ -25,61 +32,6 @@ __all__ = [
 _KINDS = ("continuous", "binary")
 # tolerance for floor(alpha * B) computed in floating point (0.29 * 100 -> 29)
 _EPS = 1e-9
-
-
-def _scores(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
-    bad = ~np.isfinite(arr) | (arr < 0.0) | (arr > 1.0)
-    if bad.any():
-        rows = np.flatnonzero(bad)[:10].tolist()
-        raise ValueError(
-            f"{name} must hold probabilities in [0, 1]; rows {rows} are NaN, "
-            "infinite or out of range."
-        )
-    return arr
-
-
-def _finite(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.flatnonzero(bad)[:10].tolist()
-        raise ValueError(f"{name} contains NaN or infinite values (rows {rows}).")
-    return arr
-
-
-def _labels(y: Any) -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ValueError(f"y must be 1-D, got an array of shape {arr.shape}.")
-    if arr.dtype == bool:
-        return arr
-    try:
-        num = arr.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            "y must hold 0/1 labels (1 = positive class); encode the labels first."
-        ) from exc
-    if not np.all((num == 0) | (num == 1)):
-        raise ValueError(
-            "y must hold only 0/1 labels (1 = positive class), got values "
-            f"{np.unique(arr)[:10].tolist()}; encode the labels first."
-        )
-    return num == 1
-
-
-def _same_length(**arrays: np.ndarray) -> None:
-    names = list(arrays)
-    n = arrays[names[0]].shape[0]
-    for name in names[1:]:
-        if arrays[name].shape[0] != n:
-            raise ValueError(
-                f"{name} has {arrays[name].shape[0]} rows but {names[0]} has {n}."
-            )
 
 
 def delegation_value(
@@ -122,10 +74,10 @@ def delegation_value(
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}.")
-    y = _labels(y)
-    p = _scores(probe_scores, "probe_scores")
-    e = _scores(expert_scores, "expert_scores")
-    _same_length(y=y, probe_scores=p, expert_scores=e)
+    y = check_binary_labels(y)
+    p = check_scores(probe_scores, "probe_scores", unit=True)
+    e = check_scores(expert_scores, "expert_scores", unit=True)
+    check_same_length(y=y, probe_scores=p, expert_scores=e)
     if kind == "continuous":
         return np.where(y, e - p, p - e)
     probe_wrong = (p >= 0.5) != y
@@ -189,8 +141,8 @@ def uncertainty_signal(probe_scores: Any, reference_scores: Any) -> np.ndarray:
     >>> uncertainty_signal([0.1, 0.45, 0.9], [0.2, 0.4, 0.5, 0.8])
     array([-0.5,  0. , -0.5])
     """
-    p = _finite(probe_scores, "probe_scores")
-    ref = _finite(reference_scores, "reference_scores")
+    p = check_scores(probe_scores, "probe_scores")
+    ref = check_scores(reference_scores, "reference_scores")
     if ref.size == 0:
         raise ValueError("reference_scores is empty; the ECDF needs at least one row.")
     if ref.size > 1 and np.any(ref[1:] < ref[:-1]):
@@ -228,20 +180,10 @@ def topk_delegation_mask(signal: Any, alpha: float, batch_size: int) -> np.ndarr
     >>> topk_delegation_mask([0.1, 0.9, 0.5, 0.5, 0.2, 0.7, 0.3], 0.5, 4)
     array([False,  True,  True, False, False,  True, False])
     """
-    s = _finite(signal, "signal")
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not 0.0 <= float(alpha) <= 1.0
-    ):
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}.")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, numbers.Integral)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    alpha, bsz, n = float(alpha), int(batch_size), s.shape[0]
+    s = check_scores(signal, "signal")
+    alpha = check_fraction(alpha, "alpha", closed=True)
+    bsz = check_positive_int(batch_size, "batch_size")
+    n = s.shape[0]
     mask = np.zeros(n, dtype=bool)
     n_full = n // bsz
 
