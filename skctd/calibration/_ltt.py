@@ -25,7 +25,6 @@ random splits at once (the evaluation protocol of the paper).
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,15 @@ from typing import Any
 import numpy as np
 from scipy import special
 from sklearn.utils import check_random_state
+
+from skctd.utils import (
+    check_binary_labels,
+    check_budgets,
+    check_fraction,
+    check_positive_int,
+    check_same_length,
+    check_scores,
+)
 
 __all__ = [
     "BudgetSweepResult",
@@ -61,95 +69,17 @@ _EPS = 1e-9
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
-def _check_open_unit(value: Any, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or not 0.0 < float(value) < 1.0
-    ):
-        raise ValueError(
-            f"{name} must be a number strictly between 0 and 1, got {value!r}."
-        )
-    return float(value)
-
-
-def _check_alphas(alphas: Any, name: str = "alphas") -> np.ndarray:
-    arr = np.asarray(alphas, dtype=float)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence of budgets.")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0) or np.any(arr >= 1):
-        raise ValueError(
-            f"every value of {name} must lie strictly between 0 and 1, got {arr!r}."
-        )
-    return arr
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _as_1d_float(x: Any, name: str, *, unit: bool = False) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.flatnonzero(bad)[:10].tolist()
-        raise ValueError(
-            f"{name} contains NaN or infinite values (rows {rows}); remove or impute "
-            "them before calibrating."
-        )
-    if unit and arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
-        rows = np.flatnonzero((arr < 0.0) | (arr > 1.0))[:10].tolist()
-        raise ValueError(
-            f"{name} must be probabilities in [0, 1]; rows {rows} are outside."
-        )
-    return arr
-
-
-def _as_binary_labels(y: Any) -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ValueError(f"y must be 1-D, got an array of shape {arr.shape}.")
-    if arr.dtype == bool:
-        return arr
-    try:
-        num = arr.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            "y must hold 0/1 labels (1 = positive class); encode string labels "
-            "first, e.g. with sklearn.preprocessing.LabelEncoder."
-        ) from exc
-    if not np.all((num == 0) | (num == 1)):
-        raise ValueError(
-            "y must hold only 0/1 labels (1 = positive class), got values "
-            f"{np.unique(arr)[:10].tolist()}; encode the labels first."
-        )
-    return num == 1
-
-
 def _check_inputs(signal, y, probe_scores, expert_scores):
-    signal = _as_1d_float(signal, "signal")
-    y = _as_binary_labels(y)
-    p = _as_1d_float(probe_scores, "probe_scores", unit=True)
-    e = _as_1d_float(expert_scores, "expert_scores", unit=True)
-    n = signal.shape[0]
-    for name, arr in (("y", y), ("probe_scores", p), ("expert_scores", e)):
-        if arr.shape[0] != n:
-            raise ValueError(
-                f"{name} has {arr.shape[0]} rows but signal has {n}; all four arrays "
-                "must describe the same calibration rows."
-            )
+    signal = check_scores(signal, "signal")
+    y = check_binary_labels(y)
+    p = check_scores(probe_scores, "probe_scores", unit=True)
+    e = check_scores(expert_scores, "expert_scores", unit=True)
+    check_same_length(signal=signal, y=y, probe_scores=p, expert_scores=e)
     return signal, y, p, e
 
 
 def _check_options(n_thresholds, performance_risk, fwer, combine, opt_fraction):
-    n_thresholds = _check_positive_int(n_thresholds, "n_thresholds")
+    n_thresholds = check_positive_int(n_thresholds, "n_thresholds")
     if not callable(performance_risk) and performance_risk not in _PERFORMANCE_RISKS:
         raise ValueError(
             f"performance_risk must be one of {_PERFORMANCE_RISKS} or a callable "
@@ -159,7 +89,7 @@ def _check_options(n_thresholds, performance_risk, fwer, combine, opt_fraction):
         raise ValueError(f"fwer must be one of {_FWER}, got {fwer!r}.")
     if combine not in _COMBINE:
         raise ValueError(f"combine must be one of {_COMBINE}, got {combine!r}.")
-    opt_fraction = _check_open_unit(opt_fraction, "opt_fraction")
+    opt_fraction = check_fraction(opt_fraction, "opt_fraction")
     return n_thresholds, opt_fraction
 
 
@@ -205,8 +135,8 @@ def min_test_size(alpha: float, delta: float) -> int:
     >>> min_test_size(0.1, 0.1)
     22
     """
-    alpha = _check_open_unit(alpha, "alpha")
-    delta = _check_open_unit(delta, "delta")
+    alpha = check_fraction(alpha, "alpha")
+    delta = check_fraction(delta, "delta")
     n = max(1, math.ceil(math.log(delta) / math.log1p(-alpha)))
     # guard against rounding of the logarithms in either direction
     while n > 1 and (1.0 - alpha) ** (n - 1) <= delta:
@@ -247,7 +177,7 @@ def binomial_pvalues(k: Any, n: int, alpha: Any) -> np.ndarray:
     >>> binomial_pvalues([0, 1, 5], 5, 0.2)
     array([0.32768, 0.73728, 1.     ])
     """
-    n = _check_positive_int(n, "n")
+    n = check_positive_int(n, "n")
     k_arr = np.asarray(k)
     if k_arr.size and (
         not np.all(np.isfinite(k_arr.astype(float)))
@@ -302,8 +232,8 @@ def hoeffding_bentkus_pvalues(risk_hat: Any, n: int, alpha: float) -> np.ndarray
     >>> [f"{v:.3g}" for v in p]
     ['2.04e-10', '5.08e-05', '0.0155', '1']
     """
-    n = _check_positive_int(n, "n")
-    alpha = _check_open_unit(alpha, "alpha")
+    n = check_positive_int(n, "n")
+    alpha = check_fraction(alpha, "alpha")
     r = np.asarray(risk_hat, dtype=float)
     if not np.all(np.isfinite(r)) or np.any((r < 0) | (r > 1)):
         raise ValueError(
@@ -344,7 +274,7 @@ def fixed_sequence_test(pvalues: Any, delta: float) -> int:
     >>> fixed_sequence_test([0.01, 0.05, 0.2, 0.01], delta=0.1)
     2
     """
-    delta = _check_open_unit(delta, "delta")
+    delta = check_fraction(delta, "delta")
     p = np.asarray(pvalues, dtype=float)
     if p.ndim != 1:
         raise ValueError(f"pvalues must be 1-D, got shape {p.shape}.")
@@ -372,7 +302,7 @@ def bonferroni_test(pvalues: Any, delta: float) -> np.ndarray:
     >>> bonferroni_test([0.01, 0.05, 0.03], delta=0.1)
     array([ True, False,  True])
     """
-    delta = _check_open_unit(delta, "delta")
+    delta = check_fraction(delta, "delta")
     p = np.asarray(pvalues, dtype=float)
     if p.ndim != 1:
         raise ValueError(f"pvalues must be 1-D, got shape {p.shape}.")
@@ -482,8 +412,8 @@ def candidate_thresholds(signal: Any, n_thresholds: int = 100) -> np.ndarray:
     >>> candidate_thresholds([0.1, 0.1, 0.1, 0.5, 0.9], n_thresholds=5)
     array([inf, 0.9, 0.5, 0.1])
     """
-    signal = _as_1d_float(signal, "signal")
-    n_thresholds = _check_positive_int(n_thresholds, "n_thresholds")
+    signal = check_scores(signal, "signal")
+    n_thresholds = check_positive_int(n_thresholds, "n_thresholds")
     if signal.size == 0:
         raise ValueError("signal is empty; candidate thresholds need at least one row.")
     return _grid(signal, n_thresholds)
@@ -837,7 +767,7 @@ class BudgetSweepResult:
         -------
         rates : ndarray of shape (n_splits, n_alphas)
         """
-        signal = _as_1d_float(signal, "signal")
+        signal = check_scores(signal, "signal")
         n_splits = self.thresholds.shape[0]
         if indices is not None and len(indices) != n_splits:
             raise ValueError(
@@ -976,8 +906,8 @@ def calibrate_threshold(
     >>> bool(res.certified[res.selected_index])
     True
     """
-    alpha = _check_open_unit(alpha, "alpha")
-    delta = _check_open_unit(delta, "delta")
+    alpha = check_fraction(alpha, "alpha")
+    delta = check_fraction(delta, "delta")
     n_thresholds, opt_fraction = _check_options(
         n_thresholds, performance_risk, fwer, combine, opt_fraction
     )
@@ -1163,15 +1093,15 @@ def calibrate_budget_sweep(
     >>> bool(np.mean(rates > alphas) < 0.1)
     True
     """
-    alphas = _check_alphas(alphas)
-    delta = _check_open_unit(delta, "delta")
+    alphas = check_budgets(alphas)
+    delta = check_fraction(delta, "delta")
     n_thresholds, opt_fraction = _check_options(
         n_thresholds, performance_risk, fwer, combine, opt_fraction
     )
     signal, y, p, e = _check_inputs(signal, y, probe_scores, expert_scores)
     n = signal.shape[0]
     if splits is None:
-        n_splits = _check_positive_int(n_splits, "n_splits")
+        n_splits = check_positive_int(n_splits, "n_splits")
         n_opt = _n_opt_rows(n, opt_fraction)
         rng = check_random_state(random_state)
         opts, tests = [], []
