@@ -1,18 +1,15 @@
 """Learn-then-Test calibration of the delegation threshold (pure numpy / scipy)."""
 
-from skctd.calibration._ltt import (
-    BudgetSweepResult,
-    CalibrationResult,
+from skctd.calibration._fwer import bonferroni_test, fixed_sequence_test
+from skctd.calibration._grid import candidate_thresholds
+from skctd.calibration._ltt import calibrate_budget_sweep, calibrate_threshold
+from skctd.calibration._pareto import pareto_efficient
+from skctd.calibration._pvalues import (
     binomial_pvalues,
-    bonferroni_test,
-    calibrate_budget_sweep,
-    calibrate_threshold,
-    candidate_thresholds,
-    fixed_sequence_test,
     hoeffding_bentkus_pvalues,
     min_test_size,
-    pareto_efficient,
 )
+from skctd.calibration._results import BudgetSweepResult, CalibrationResult
 
 __all__ = [
     "BudgetSweepResult",

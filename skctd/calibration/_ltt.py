@@ -11,29 +11,35 @@ Everything is vectorised and O(n log m) for n rows and m thresholds: each row is
 placed between two consecutive thresholds (``np.searchsorted`` into the short
 grid), ``np.bincount`` and suffix sums then give the number of delegated rows and
 the accuracy of the cascade of every threshold, and the binomial tail of every
-(threshold, budget) pair is one broadcast call. The AUROC performance risk sorts the
-2n candidate scores (probe and expert) once and then costs O(n) per threshold. There is no Python loop over thresholds or rows, except around a
-user-supplied ``performance_risk`` callable.
+(threshold, budget) pair is one broadcast call. The AUROC performance risk sorts
+the 2n candidate scores (probe and expert) once and then costs O(n) per threshold.
+There is no Python loop over thresholds or rows, except around a user-supplied
+``performance_risk`` callable.
 
-The building blocks (:func:`binomial_pvalues`, :func:`hoeffding_bentkus_pvalues`,
-:func:`fixed_sequence_test`, :func:`bonferroni_test`, :func:`pareto_efficient`,
-:func:`candidate_thresholds`) are public; :func:`calibrate_threshold` runs the whole
-procedure once and :func:`calibrate_budget_sweep` runs it for many budgets and many
-random splits at once (the evaluation protocol of the paper).
+The building blocks live in sibling modules (p-values, FWER procedures, the Pareto
+filter, the grid, the performance risks, the results); this module is the
+procedure: :func:`calibrate_threshold` runs it once and
+:func:`calibrate_budget_sweep` runs it for many budgets and many random splits at
+once (the evaluation protocol of the paper).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import special
 from sklearn.utils import check_random_state
 
+from skctd.calibration._grid import candidate_thresholds, count_above, threshold_bins
+from skctd.calibration._pareto import pareto_efficient
+from skctd.calibration._pvalues import min_test_size
+from skctd.calibration._results import BudgetSweepResult, CalibrationResult
+from skctd.calibration._risks import auroc_risks, callable_risks
 from skctd.utils import (
     check_binary_labels,
     check_budgets,
@@ -43,27 +49,11 @@ from skctd.utils import (
     check_scores,
 )
 
-__all__ = [
-    "BudgetSweepResult",
-    "CalibrationResult",
-    "binomial_pvalues",
-    "bonferroni_test",
-    "calibrate_budget_sweep",
-    "calibrate_threshold",
-    "candidate_thresholds",
-    "fixed_sequence_test",
-    "hoeffding_bentkus_pvalues",
-    "min_test_size",
-    "pareto_efficient",
-]
+__all__ = ["calibrate_budget_sweep", "calibrate_threshold"]
 
 _PERFORMANCE_RISKS = ("accuracy", "auroc")
 _FWER = ("fixed_sequence", "bonferroni")
 _COMBINE = ("replace", "average")
-# Block size (threshold rows x samples) of the score matrix built for AUROC / callables.
-_MATRIX_BLOCK = 2_000_000
-# Tolerance for floor/ceil of products such as n * r computed in floating point.
-_EPS = 1e-9
 
 
 # --------------------------------------------------------------------------------------
@@ -111,388 +101,6 @@ def _random_split(n: int, n_opt: int, rng: np.random.RandomState):
     return np.flatnonzero(in_opt), np.flatnonzero(~in_opt)
 
 
-def min_test_size(alpha: float, delta: float) -> int:
-    """Smallest test-split size ``n`` with ``(1 - alpha) ** n <= delta``.
-
-    Below it, not even "never delegate" can be certified: the binomial p-value of a
-    threshold that delegates nothing on the test split is ``(1 - alpha) ** n``.
-
-    Parameters
-    ----------
-    alpha : float
-        Budget, in (0, 1).
-    delta : float
-        Confidence parameter, in (0, 1).
-
-    Returns
-    -------
-    n : int
-        ``ceil(log(delta) / log(1 - alpha))``, corrected for rounding.
-
-    Examples
-    --------
-    >>> from skctd import min_test_size
-    >>> min_test_size(0.1, 0.1)
-    22
-    """
-    alpha = check_fraction(alpha, "alpha")
-    delta = check_fraction(delta, "delta")
-    n = max(1, math.ceil(math.log(delta) / math.log1p(-alpha)))
-    # guard against rounding of the logarithms in either direction
-    while n > 1 and (1.0 - alpha) ** (n - 1) <= delta:
-        n -= 1
-    while (1.0 - alpha) ** n > delta:
-        n += 1
-    return n
-
-
-# --------------------------------------------------------------------------------------
-# p-values and FWER procedures
-# --------------------------------------------------------------------------------------
-def binomial_pvalues(k: Any, n: int, alpha: Any) -> np.ndarray:
-    """Binomial p-values ``P(Binomial(n, alpha) <= k)`` of the nulls ``R > alpha``.
-
-    For a Bernoulli loss (here: "the row is delegated") with ``k`` losses among ``n``
-    exchangeable rows, this is a valid p-value for the null hypothesis that the
-    expected loss exceeds ``alpha``; the one-sided binomial test is uniformly most
-    powerful (Angelopoulos et al., 2022).
-
-    Parameters
-    ----------
-    k : array-like of int
-        Number of losses (delegated rows) per hypothesis, each in ``[0, n]``.
-    n : int
-        Number of rows the losses were counted on.
-    alpha : float or array-like of float
-        Risk level(s) in (0, 1); broadcast against ``k``.
-
-    Returns
-    -------
-    pvalues : ndarray of float
-        ``scipy.stats.binom.cdf(k, n, alpha)``, with the broadcast shape.
-
-    Examples
-    --------
-    >>> from skctd import binomial_pvalues
-    >>> binomial_pvalues([0, 1, 5], 5, 0.2)
-    array([0.32768, 0.73728, 1.     ])
-    """
-    n = check_positive_int(n, "n")
-    k_arr = np.asarray(k)
-    if k_arr.size and (
-        not np.all(np.isfinite(k_arr.astype(float)))
-        or np.any(k_arr != np.floor(k_arr))
-        or k_arr.min() < 0
-        or k_arr.max() > n
-    ):
-        raise ValueError(f"k must hold integer counts in [0, n={n}], got {k!r}.")
-    alpha_arr = np.asarray(alpha, dtype=float)
-    if not np.all(np.isfinite(alpha_arr)) or np.any(
-        (alpha_arr <= 0) | (alpha_arr >= 1)
-    ):
-        raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}.")
-    # bdtr is what scipy.stats.binom.cdf evaluates, without the distribution overhead
-    return special.bdtr(k_arr.astype(float), n, alpha_arr)
-
-
-def hoeffding_bentkus_pvalues(risk_hat: Any, n: int, alpha: float) -> np.ndarray:
-    """Hoeffding-Bentkus p-values for losses bounded in [0, 1].
-
-    For the null ``R > alpha`` and an empirical risk ``r`` on ``n`` rows (Angelopoulos
-    et al., 2022, Prop. 3 / Bates et al., 2021)::
-
-        p = min(exp(-n h1(min(r, alpha), alpha)),
-                e * P(Binomial(n, alpha) <= ceil(n r)))
-
-    with ``h1(a, b) = a log(a / b) + (1 - a) log((1 - a) / (1 - b))``, capped at 1.
-    Edges: ``r = 0`` gives ``h1 = -log(1 - alpha)`` (``0 log 0 = 0``), and
-    ``r >= alpha`` gives ``p = 1``. ``ceil(n r)`` tolerates a relative rounding error
-    of 1e-9 in ``n r`` (so ``r = 3 / 10`` with ``n = 10`` counts 3 losses, not 4).
-    Use it for non-binary losses; for the 0/1 delegation loss the binomial p-value
-    (:func:`binomial_pvalues`) is exact and more powerful.
-
-    Parameters
-    ----------
-    risk_hat : array-like of float
-        Empirical risks in [0, 1].
-    n : int
-        Number of rows each empirical risk was computed on.
-    alpha : float
-        Risk level in (0, 1).
-
-    Returns
-    -------
-    pvalues : ndarray of float
-        Valid p-values in (0, 1], same shape as ``risk_hat``.
-
-    Examples
-    --------
-    >>> from skctd import hoeffding_bentkus_pvalues
-    >>> p = hoeffding_bentkus_pvalues([0.0, 0.05, 0.1, 0.3], 100, 0.2)
-    >>> [f"{v:.3g}" for v in p]
-    ['2.04e-10', '5.08e-05', '0.0155', '1']
-    """
-    n = check_positive_int(n, "n")
-    alpha = check_fraction(alpha, "alpha")
-    r = np.asarray(risk_hat, dtype=float)
-    if not np.all(np.isfinite(r)) or np.any((r < 0) | (r > 1)):
-        raise ValueError(
-            f"risk_hat must hold finite values in [0, 1], got {risk_hat!r}."
-        )
-    a = np.minimum(r, alpha)
-    h1 = special.xlogy(a, a / alpha) + special.xlogy(1 - a, (1 - a) / (1 - alpha))
-    p_hoeffding = np.exp(-n * h1)
-    k = np.ceil(n * r * (1 - _EPS))
-    p_bentkus = np.e * special.bdtr(k, n, alpha)
-    p = np.minimum(np.minimum(p_hoeffding, p_bentkus), 1.0)
-    return np.where(r >= alpha, 1.0, p)
-
-
-def fixed_sequence_test(pvalues: Any, delta: float) -> int:
-    """Fixed-sequence testing: how many leading hypotheses are certified.
-
-    The hypotheses are tested in the given order, each at the full level ``delta``;
-    testing stops at the first p-value above ``delta`` (a NaN p-value also stops
-    it). This controls the family-wise error rate at ``delta`` when the order is
-    fixed before the data are seen (Bauer, 1991).
-
-    Parameters
-    ----------
-    pvalues : array-like of float, shape (m,)
-        P-values in testing order (most conservative first).
-    delta : float
-        FWER level in (0, 1).
-
-    Returns
-    -------
-    n_certified : int
-        The hypotheses ``0 .. n_certified - 1`` are certified (rejected nulls).
-
-    Examples
-    --------
-    >>> from skctd import fixed_sequence_test
-    >>> fixed_sequence_test([0.01, 0.05, 0.2, 0.01], delta=0.1)
-    2
-    """
-    delta = check_fraction(delta, "delta")
-    p = np.asarray(pvalues, dtype=float)
-    if p.ndim != 1:
-        raise ValueError(f"pvalues must be 1-D, got shape {p.shape}.")
-    fail = ~(p <= delta)
-    return int(np.argmax(fail)) if fail.any() else int(p.size)
-
-
-def bonferroni_test(pvalues: Any, delta: float) -> np.ndarray:
-    """Bonferroni correction: certify each hypothesis with ``p <= delta / m``.
-
-    Parameters
-    ----------
-    pvalues : array-like of float, shape (m,)
-        P-values (NaN is never certified).
-    delta : float
-        FWER level in (0, 1).
-
-    Returns
-    -------
-    certified : ndarray of bool, shape (m,)
-
-    Examples
-    --------
-    >>> from skctd import bonferroni_test
-    >>> bonferroni_test([0.01, 0.05, 0.03], delta=0.1)
-    array([ True, False,  True])
-    """
-    delta = check_fraction(delta, "delta")
-    p = np.asarray(pvalues, dtype=float)
-    if p.ndim != 1:
-        raise ValueError(f"pvalues must be 1-D, got shape {p.shape}.")
-    if p.size == 0:
-        return np.zeros(0, dtype=bool)
-    return p <= delta / p.size
-
-
-# --------------------------------------------------------------------------------------
-# Pareto filter and threshold grid
-# --------------------------------------------------------------------------------------
-def pareto_efficient(risks: Any) -> np.ndarray:
-    """Pareto-efficient rows of a risk matrix (every column is minimised).
-
-    A row is efficient when no other row is ``<=`` in every column and ``<`` in at
-    least one. Exact duplicates do not dominate each other, so every copy of an
-    efficient point is kept (and every copy of a dominated point is dropped): the
-    filter never has to break a tie between hypotheses that look the same on the
-    optimisation split.
-
-    Two columns take ``O(m log m)`` (lexicographic sort and a running minimum);
-    more columns use a blocked ``O(m^2 r)`` pairwise comparison.
-
-    Parameters
-    ----------
-    risks : array-like of float, shape (m, r)
-        One row per candidate, one column per risk. No NaN.
-
-    Returns
-    -------
-    efficient : ndarray of bool, shape (m,)
-
-    Examples
-    --------
-    >>> from skctd import pareto_efficient
-    >>> pareto_efficient([[0.0, 0.3], [0.1, 0.2], [0.2, 0.2], [0.1, 0.2], [0.3, 0.1]])
-    array([ True,  True, False,  True,  True])
-    """
-    x = np.asarray(risks, dtype=float)
-    if x.ndim != 2:
-        raise ValueError(f"risks must be a 2-D array (m, r), got shape {x.shape}.")
-    if np.isnan(x).any():
-        raise ValueError("risks contains NaN; Pareto dominance is undefined for NaN.")
-    m, r = x.shape
-    if m == 0:
-        return np.zeros(0, dtype=bool)
-    if r == 1:
-        return x[:, 0] == x[:, 0].min()
-    if r == 2:
-        order = np.lexsort((x[:, 1], x[:, 0]))  # by first column, then second
-        a, b = x[order, 0], x[order, 1]
-        new_group = np.empty(m, dtype=bool)
-        new_group[0] = True
-        new_group[1:] = a[1:] != a[:-1]
-        group_start = np.maximum.accumulate(np.where(new_group, np.arange(m), 0))
-        group_min_b = b[group_start]  # smallest second risk among equal first risks
-        running_min = np.minimum.accumulate(b)
-        # smallest second risk among rows with a strictly smaller first risk
-        before = np.where(
-            group_start > 0, running_min[np.maximum(group_start - 1, 0)], np.inf
-        )
-        eff_sorted = (b == group_min_b) & (b < before)
-        efficient = np.empty(m, dtype=bool)
-        efficient[order] = eff_sorted
-        return efficient
-    dominated = np.zeros(m, dtype=bool)
-    block = max(1, _MATRIX_BLOCK // max(1, m * r))
-    for start in range(0, m, block):  # blocks of rows, not a per-row loop
-        xi = x[start : start + block, None, :]  # (b, 1, r): candidates
-        le = np.all(x[None, :, :] <= xi, axis=2)  # (b, m): j <= i everywhere
-        lt = np.any(x[None, :, :] < xi, axis=2)  # j < i somewhere
-        dominated[start : start + block] = np.any(le & lt, axis=1)
-    return ~dominated
-
-
-def _grid(signal: np.ndarray, n_thresholds: int) -> np.ndarray:
-    levels = np.linspace(0.0, 1.0, n_thresholds)
-    q = np.quantile(signal, levels, method="lower")
-    return np.concatenate(([np.inf], np.unique(q)[::-1]))
-
-
-def candidate_thresholds(signal: Any, n_thresholds: int = 100) -> np.ndarray:
-    """Candidate thresholds: ``+inf`` then descending quantiles of the signal.
-
-    The policy of a threshold ``lam`` delegates the rows with ``signal > lam``, so
-    ``+inf`` (first) never delegates and later thresholds delegate more and more.
-    The quantiles are taken at ``n_thresholds`` evenly spaced levels in [0, 1] with
-    ``method="lower"``, so each one is an observed signal value; duplicates (from
-    ties in the signal) are dropped, so no two thresholds select the same rows of
-    ``signal`` and the grid may hold fewer than ``n_thresholds + 1`` values.
-
-    Parameters
-    ----------
-    signal : array-like of float, shape (n,)
-        Delegation signal (higher = more worth delegating). Finite values.
-    n_thresholds : int, default=100
-        Number of quantile levels.
-
-    Returns
-    -------
-    thresholds : ndarray of float, shape (<= n_thresholds + 1,)
-        Strictly decreasing, ``thresholds[0] == inf``.
-
-    Examples
-    --------
-    >>> from skctd import candidate_thresholds
-    >>> candidate_thresholds([0.1, 0.1, 0.1, 0.5, 0.9], n_thresholds=5)
-    array([inf, 0.9, 0.5, 0.1])
-    """
-    signal = check_scores(signal, "signal")
-    n_thresholds = check_positive_int(n_thresholds, "n_thresholds")
-    if signal.size == 0:
-        raise ValueError("signal is empty; candidate thresholds need at least one row.")
-    return _grid(signal, n_thresholds)
-
-
-# --------------------------------------------------------------------------------------
-# the two stages of the calibration
-# --------------------------------------------------------------------------------------
-def _auroc_risks(bins, n_grid, y, p, d) -> np.ndarray:
-    """1 - AUROC of the cascade of every threshold, without a sort per threshold.
-
-    Each row has two candidate scores, ``p`` (kept) and ``d`` (delegated); at the
-    threshold of index ``j`` exactly one is *active*: ``d`` when the row is
-    delegated (``bins >= n_grid - j``), else ``p``. All 2n candidates are sorted
-    once; the Mann-Whitney statistic of threshold ``j`` is then, over the active
-    positive candidates, the number of active negative candidates below their tie
-    group plus half of those inside it -- a cumulative count along the sorted
-    order, O(n) per threshold (blocks of thresholds at a time).
-    """
-    n = y.shape[0]
-    n1 = int(y.sum())
-    n0 = n - n1
-    if n1 == 0 or n0 == 0:
-        warnings.warn(
-            "The optimisation split holds a single class, so AUROC is undefined; "
-            "every threshold gets performance risk 0.5 (chance). The Pareto filter "
-            "then keeps only the thresholds that delegate nothing on that split, so "
-            "the cascade will not delegate. Use more calibration data or "
-            "performance_risk='accuracy'.",
-            UserWarning,
-            stacklevel=4,
-        )
-        return np.full(n_grid, 0.5)
-    values = np.concatenate([p, d])
-    order = np.argsort(values, kind="stable")
-    v = values[order]
-    entry_bin = np.concatenate([bins, bins])[order]
-    entry_is_d = order >= n
-    entry_pos = np.concatenate([y, y])[order]
-    new_group = np.empty(2 * n, dtype=bool)
-    new_group[0] = True
-    new_group[1:] = v[1:] != v[:-1]
-    starts = np.flatnonzero(new_group)
-    ends = np.append(starts[1:], 2 * n)
-    group = np.cumsum(new_group) - 1
-    pos = np.flatnonzero(entry_pos)  # the positive candidates
-    lo_pos, hi_pos = starts[group[pos]], ends[group[pos]]
-    neg = ~entry_pos
-    cut = n_grid - np.arange(n_grid)  # delegated at threshold j iff bin >= cut[j]
-    risks = np.empty(n_grid)
-    block = max(1, _MATRIX_BLOCK // (2 * n))
-    for lo in range(0, n_grid, block):  # blocks of thresholds
-        c = cut[lo : lo + block, None]
-        active = np.where(entry_is_d, entry_bin >= c, entry_bin < c)
-        below = np.zeros((c.shape[0], 2 * n + 1), dtype=np.int64)
-        np.cumsum(active & neg, axis=1, out=below[:, 1:])
-        # twice the contribution of each positive candidate, zero when inactive
-        twice = (below[:, lo_pos] + below[:, hi_pos]) * active[:, pos]
-        auc = 0.5 * twice.sum(axis=1) / (n1 * n0)
-        risks[lo : lo + block] = 1.0 - auc
-    return risks
-
-
-def _callable_risks(func, start, y_s, p_s, d_s) -> np.ndarray:
-    n = y_s.shape[0]
-    cols = np.arange(n)
-    y_int = y_s.astype(int)
-    out = np.empty(start.shape[0])
-    for j, st in enumerate(start):  # a user function: one call per threshold
-        scores = np.where(cols >= st, d_s, p_s)
-        value = float(func(y_int, scores))
-        if not np.isfinite(value):
-            raise ValueError(
-                f"performance_risk returned {value!r}; it must return a finite risk "
-                "(lower is better, ideally in [0, 1])."
-            )
-        out[j] = value
-    return out
-
 
 @dataclass
 class _OptStage:
@@ -501,28 +109,6 @@ class _OptStage:
     performance: np.ndarray
     tested: np.ndarray
 
-
-def _bins(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Number of finite thresholds of ``grid`` strictly below each value.
-
-    ``grid`` is +inf first, then strictly decreasing; ``searchsorted`` into this
-    short grid costs O(n log m) and needs no sort of the data.
-    """
-    return np.searchsorted(grid[:0:-1], values, side="left")
-
-
-def _sum_above(bins: np.ndarray, grid: np.ndarray, weights=None) -> np.ndarray:
-    """For every threshold of ``grid``, the number (or the sum of ``weights``) of
-    the values strictly above it, from their ``_bins``: a ``bincount`` and suffix
-    sums.
-    """
-    m = grid.shape[0]
-    hist = np.bincount(bins, weights=weights, minlength=m)
-    suffix = np.cumsum(hist[::-1])[::-1]  # suffix[i] = hist[i:].sum()
-    # value > i-th smallest finite threshold  <=>  bins >= i + 1
-    above = np.zeros(m, dtype=suffix.dtype)
-    above[1:] = suffix[1:][::-1]
-    return above
 
 
 def _opt_stage(
@@ -539,9 +125,9 @@ def _opt_stage(
 ) -> _OptStage:
     """Grid, empirical risks and Pareto filter on the optimisation split."""
     n = sig.shape[0]
-    grid = _grid(sig, n_thresholds)
-    bins = _bins(sig, grid)
-    k = _sum_above(bins, grid)
+    grid = candidate_thresholds(sig, n_thresholds)
+    bins = threshold_bins(sig, grid)
+    k = count_above(bins, grid)
     budget = k / n
     d = e if combine == "replace" else 0.5 * (e + p)
     if not need_performance:
@@ -551,14 +137,14 @@ def _opt_stage(
         correct_d = (d >= 0.5) == y
         gain = correct_d.astype(np.int64) - correct_p
         # gains are small integers: the float sums are exact
-        n_correct = int(correct_p.sum()) + np.rint(_sum_above(bins, grid, gain))
+        n_correct = int(correct_p.sum()) + np.rint(count_above(bins, grid, gain))
         perf = (n - n_correct) / n
     elif performance_risk == "auroc":
-        perf = _auroc_risks(bins, grid.shape[0], y, p, d)
+        perf = auroc_risks(bins, grid.shape[0], y, p, d)
     else:
         order = np.argsort(sig, kind="stable")
         start = n - k  # rows order[start:] have signal > threshold
-        perf = _callable_risks(performance_risk, start, y[order], p[order], d[order])
+        perf = callable_risks(performance_risk, start, y[order], p[order], d[order])
     if pareto:
         tested = pareto_efficient(np.column_stack([budget, perf]))
     else:
@@ -575,7 +161,7 @@ def _test_stage(test_signal, opt: _OptStage, alphas, delta, *, fwer, pareto):
     """
     n_test = test_signal.shape[0]
     grid = opt.thresholds
-    k = _sum_above(_bins(test_signal, grid), grid)
+    k = count_above(threshold_bins(test_signal, grid), grid)
     idx = np.flatnonzero(opt.tested)  # already ordered conservative -> aggressive
     pv_t = special.bdtr(k[idx, None].astype(float), n_test, alphas[None, :])
     if fwer == "fixed_sequence":
@@ -610,185 +196,6 @@ def _no_certification_message(n_test, alpha, delta, n_tested=1) -> str:
         f"least n={min_test_size(alpha, level)} test-split rows ({rule}); give "
         "more calibration data, or raise alpha or delta."
     )
-
-
-# --------------------------------------------------------------------------------------
-# results
-# --------------------------------------------------------------------------------------
-@dataclass(frozen=True, repr=False, eq=False)
-class CalibrationResult:
-    """Everything :func:`calibrate_threshold` computed.
-
-    Arrays named ``*_opt`` / ``*_test`` and the masks are indexed like
-    ``thresholds`` (the grid: ``+inf`` first, then decreasing), which is also the
-    testing order.
-
-    Attributes
-    ----------
-    threshold : float
-        The chosen threshold ``lam*``; delegate when ``signal > threshold``.
-        ``+inf`` (never delegate) when nothing was certified.
-    selected_index : int
-        Position of ``threshold`` in ``thresholds``.
-    thresholds : ndarray of shape (m,)
-        Candidate grid (quantiles of the signal on the optimisation split).
-    certified : ndarray of bool, shape (m,)
-        Thresholds whose null ``R_B > alpha`` was rejected.
-    pvalues : ndarray of shape (m,)
-        Binomial p-values on the test split; NaN for thresholds that were not
-        tested (removed by the Pareto filter). Thresholds after the first failure
-        of the fixed sequence keep their p-value but are not certified.
-    budget_risk_opt, performance_risk_opt : ndarray of shape (m,)
-        Empirical delegation rate and performance risk on the optimisation split.
-    budget_risk_test : ndarray of shape (m,)
-        Empirical delegation rate on the test split.
-    pareto_mask : ndarray of bool, shape (m,)
-        Thresholds kept by the Pareto filter (all True when ``pareto=False``).
-    opt_indices, test_indices : ndarray of int
-        Rows (positions in the arrays given) of the two splits, sorted.
-    alpha, delta : float
-        Budget and confidence parameter.
-    n_opt, n_test : int
-        Sizes of the two splits.
-    pareto : bool
-    fwer : str
-    performance_risk : str
-        Name of the performance risk (the function's name for a callable).
-    """
-
-    threshold: float
-    selected_index: int
-    thresholds: np.ndarray
-    certified: np.ndarray
-    pvalues: np.ndarray
-    budget_risk_opt: np.ndarray
-    performance_risk_opt: np.ndarray
-    budget_risk_test: np.ndarray
-    pareto_mask: np.ndarray
-    opt_indices: np.ndarray
-    test_indices: np.ndarray
-    alpha: float
-    delta: float
-    n_opt: int
-    n_test: int
-    pareto: bool = True
-    fwer: str = "fixed_sequence"
-    performance_risk: str = "accuracy"
-
-    @property
-    def n_certified(self) -> int:
-        """Number of certified thresholds."""
-        return int(self.certified.sum())
-
-    @property
-    def delegates(self) -> bool:
-        """Whether the chosen threshold delegates anything (it is finite)."""
-        return bool(np.isfinite(self.threshold))
-
-    def __repr__(self) -> str:
-        i = self.selected_index
-        return (
-            f"CalibrationResult(threshold={self.threshold:.6g}, alpha={self.alpha:g}, "
-            f"delta={self.delta:g}, n_test={self.n_test}, "
-            f"certified={self.n_certified}/{self.thresholds.size}, "
-            f"pareto_front={int(self.pareto_mask.sum())}, "
-            f"budget_opt={self.budget_risk_opt[i]:.4f}, "
-            f"budget_test={self.budget_risk_test[i]:.4f}, "
-            f"{self.performance_risk}_risk_opt={self.performance_risk_opt[i]:.4f})"
-        )
-
-    def summary(self) -> str:
-        """A few lines describing the calibration, for logs and reports."""
-        i = self.selected_index
-        method = "Pareto-filtered LTT" if self.pareto else "budget-only LTT"
-        lines = [
-            f"{method} ({self.fwer}), alpha={self.alpha:g}, delta={self.delta:g}",
-            f"  splits: n_opt={self.n_opt}, n_test={self.n_test}",
-            f"  grid: {self.thresholds.size} thresholds, "
-            f"{int(self.pareto_mask.sum())} tested, {self.n_certified} certified",
-            f"  chosen threshold: {self.threshold:.6g} "
-            f"(delegation rate opt={self.budget_risk_opt[i]:.4f}, "
-            f"test={self.budget_risk_test[i]:.4f}; "
-            f"{self.performance_risk} risk opt={self.performance_risk_opt[i]:.4f})",
-        ]
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class BudgetSweepResult:
-    """Thresholds calibrated by :func:`calibrate_budget_sweep`.
-
-    Attributes
-    ----------
-    thresholds : ndarray of shape (n_splits, n_alphas)
-        Chosen threshold per split and budget (``+inf`` when nothing certified).
-    alphas : ndarray of shape (n_alphas,)
-    delta : float
-    n_certified : ndarray of int, shape (n_splits, n_alphas)
-        Number of certified thresholds.
-    n_test : ndarray of int, shape (n_splits,)
-        Test-split size of each split.
-    budget_risk_opt, performance_risk_opt : ndarray of shape (n_splits, n_alphas)
-        Optimisation-split risks of the chosen thresholds (performance is NaN
-        with ``pareto=False``, where it plays no role and is not computed).
-    opt_indices, test_indices : list of ndarray
-        The splits used (positions in the arrays given).
-    details : list of CalibrationResult or None
-        Per split, the result at the first budget, when ``return_details=True``
-        (the grid, Pareto mask and risks do not depend on the budget).
-    """
-
-    thresholds: np.ndarray
-    alphas: np.ndarray
-    delta: float
-    n_certified: np.ndarray
-    n_test: np.ndarray
-    budget_risk_opt: np.ndarray
-    performance_risk_opt: np.ndarray
-    opt_indices: list = field(default_factory=list)
-    test_indices: list = field(default_factory=list)
-    details: list | None = None
-
-    def delegation_rate(
-        self, signal: Any, indices: Sequence[Any] | None = None
-    ) -> np.ndarray:
-        """Share of rows each chosen threshold delegates.
-
-        Parameters
-        ----------
-        signal : array-like of shape (n,)
-            Delegation signal of the evaluation rows.
-        indices : sequence of n_splits index arrays, optional
-            Rows of ``signal`` to evaluate split ``i`` on (e.g. the evaluation part
-            of the i-th calibration/evaluation split). Default: all rows, for every
-            split.
-
-        Returns
-        -------
-        rates : ndarray of shape (n_splits, n_alphas)
-        """
-        signal = check_scores(signal, "signal")
-        n_splits = self.thresholds.shape[0]
-        if indices is not None and len(indices) != n_splits:
-            raise ValueError(
-                f"indices has {len(indices)} entries but there are {n_splits} splits."
-            )
-        sorted_all = np.sort(signal) if indices is None else None
-        rates = np.empty(self.thresholds.shape)
-        for i in range(n_splits):  # one searchsorted per split
-            s = sorted_all if indices is None else np.sort(signal[indices[i]])
-            rates[i] = (s.size - np.searchsorted(s, self.thresholds[i], "right")) / max(
-                s.size, 1
-            )
-        return rates
-
-    def __repr__(self) -> str:
-        n_splits, n_alphas = self.thresholds.shape
-        none = int((self.n_certified == 0).sum())
-        return (
-            f"BudgetSweepResult(n_splits={n_splits}, n_alphas={n_alphas}, "
-            f"delta={self.delta:g}, uncertified={none})"
-        )
 
 
 # --------------------------------------------------------------------------------------
