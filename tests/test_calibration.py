@@ -218,6 +218,27 @@ def test_bonferroni_mask():
     assert bonferroni_test([], 0.1).shape == (0,)
 
 
+def test_fwer_two_dimensional_is_one_family_per_column():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 0.15, size=(30, 6))
+    p[rng.uniform(size=p.shape) < 0.05] = np.nan
+    n_cert = fixed_sequence_test(p, 0.1)
+    assert n_cert.shape == (6,) and n_cert.dtype == np.int64
+    assert n_cert.tolist() == [fixed_sequence_test(p[:, j], 0.1) for j in range(6)]
+    assert len(set(n_cert.tolist())) > 1  # the columns really differ
+    mask = bonferroni_test(p, 0.9)
+    assert mask.shape == p.shape
+    for j in range(6):
+        np.testing.assert_array_equal(mask[:, j], bonferroni_test(p[:, j], 0.9))
+    np.testing.assert_array_equal(fixed_sequence_test(np.empty((0, 3)), 0.1), [0] * 3)
+    assert bonferroni_test(np.empty((0, 3)), 0.1).shape == (0, 3)
+    for bad in (np.zeros((2, 2, 2)), 0.05):
+        with pytest.raises(ValueError, match="1-D .* or 2-D"):
+            fixed_sequence_test(bad, 0.1)
+        with pytest.raises(ValueError, match="1-D .* or 2-D"):
+            bonferroni_test(bad, 0.1)
+
+
 @pytest.mark.parametrize("delta", [0, 1, -0.1, 1.5, np.nan])
 def test_fwer_bad_delta(delta):
     with pytest.raises(ValueError, match="delta"):

@@ -32,14 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 from sklearn.utils import check_random_state
 
+from skctd.calibration._fwer import bonferroni_test, fixed_sequence_test
 from skctd.calibration._grid import candidate_thresholds, count_above, threshold_bins
 from skctd.calibration._pareto import pareto_efficient
-from skctd.calibration._pvalues import min_test_size
+from skctd.calibration._pvalues import binomial_pvalues, min_test_size
 from skctd.calibration._results import BudgetSweepResult, CalibrationResult
-from skctd.calibration._risks import auroc_risks, callable_risks
+from skctd.calibration._risks import accuracy_risks, auroc_risks, callable_risks
 from skctd.utils import (
     check_binary_labels,
     check_budgets,
@@ -133,12 +133,7 @@ def _opt_stage(
     if not need_performance:
         perf = np.full(grid.shape[0], np.nan)
     elif performance_risk == "accuracy":
-        correct_p = (p >= 0.5) == y
-        correct_d = (d >= 0.5) == y
-        gain = correct_d.astype(np.int64) - correct_p
-        # gains are small integers: the float sums are exact
-        n_correct = int(correct_p.sum()) + np.rint(count_above(bins, grid, gain))
-        perf = (n - n_correct) / n
+        perf = accuracy_risks(bins, grid, y, p, d)
     elif performance_risk == "auroc":
         perf = auroc_risks(bins, grid.shape[0], y, p, d)
     else:
@@ -163,11 +158,12 @@ def _test_stage(test_signal, opt: _OptStage, alphas, delta, *, fwer, pareto):
     grid = opt.thresholds
     k = count_above(threshold_bins(test_signal, grid), grid)
     idx = np.flatnonzero(opt.tested)  # already ordered conservative -> aggressive
-    pv_t = special.bdtr(k[idx, None].astype(float), n_test, alphas[None, :])
+    pv_t = binomial_pvalues(k[idx, None], n_test, alphas[None, :])
     if fwer == "fixed_sequence":
-        cert_t = np.logical_and.accumulate(pv_t <= delta, axis=0)
+        n_cert = fixed_sequence_test(pv_t, delta)  # per budget: a prefix of idx
+        cert_t = np.arange(idx.size)[:, None] < n_cert[None, :]
     else:
-        cert_t = pv_t <= delta / idx.size
+        cert_t = bonferroni_test(pv_t, delta)
     any_cert = cert_t.any(axis=0)
     if pareto:
         # lowest optimisation-split performance risk; argmin returns the first

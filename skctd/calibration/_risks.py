@@ -11,10 +11,28 @@ import warnings
 
 import numpy as np
 
-__all__ = ["auroc_risks", "callable_risks"]
+from skctd.calibration._grid import count_above
+
+__all__ = ["accuracy_risks", "auroc_risks", "callable_risks"]
 
 # Block size (thresholds x candidate scores) of the matrices built at once.
 _MATRIX_BLOCK = 2_000_000
+
+
+def accuracy_risks(bins, grid, y, p, d) -> np.ndarray:
+    """1 - accuracy at 0.5 of the cascade of every threshold of ``grid``.
+
+    A row's prediction is right with the probe or with ``d``; the accuracy of a
+    threshold is the probe's plus the gain (``+1``, ``0`` or ``-1``) of every row it
+    delegates, summed by :func:`count_above`.
+    """
+    n = y.shape[0]
+    correct_p = (p >= 0.5) == y
+    correct_d = (d >= 0.5) == y
+    gain = correct_d.astype(np.int64) - correct_p
+    # gains are small integers: the float sums are exact
+    n_correct = int(correct_p.sum()) + np.rint(count_above(bins, grid, gain))
+    return (n - n_correct) / n
 
 
 def auroc_risks(bins, n_grid, y, p, d) -> np.ndarray:
