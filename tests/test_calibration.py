@@ -25,6 +25,8 @@ from skctd.calibration import (
     fixed_sequence_test,
     hoeffding_bentkus_pvalues,
     min_test_size,
+    n_opt_rows,
+    opt_test_split,
     pareto_efficient,
 )
 from skctd.calibration._ltt import _OptStage, _test_stage
@@ -761,3 +763,97 @@ def test_auroc_risk_with_tied_scores_matches_sklearn_for_every_threshold(combine
         for lam in res.thresholds
     ]
     np.testing.assert_allclose(res.performance_risk_opt, expected, atol=1e-12)
+
+
+# ------------------------------------------------------------------ one code path
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(pareto=False, fwer="bonferroni"), dict(performance_risk="auroc")],
+    ids=repr,
+)
+def test_calibrate_threshold_is_the_one_split_one_budget_sweep(kwargs):
+    signal, y, p, e = make_data(700, seed=12)
+    one = calibrate_threshold(
+        signal, y, p, e, alpha=0.3, delta=0.1, random_state=4, **kwargs
+    )
+    sweep = calibrate_budget_sweep(
+        signal,
+        y,
+        p,
+        e,
+        alphas=[0.3],
+        delta=0.1,
+        n_splits=1,
+        random_state=4,
+        return_details=True,
+        **kwargs,
+    )
+    detail = sweep.details[0]
+    for name in CalibrationResult.__dataclass_fields__:
+        a, b = getattr(one, name), getattr(detail, name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b, name
+    assert sweep.thresholds[0, 0] == one.threshold
+    assert sweep.n_certified[0, 0] == one.n_certified
+
+
+def test_opt_test_split_is_the_split_of_calibrate_threshold():
+    signal, y, p, e = make_data(501, seed=0)
+    res = calibrate_threshold(signal, y, p, e, alpha=0.3, delta=0.1, random_state=5)
+    opt, test = opt_test_split(501, random_state=5)
+    np.testing.assert_array_equal(opt, res.opt_indices)
+    np.testing.assert_array_equal(test, res.test_indices)
+    assert opt.size == n_opt_rows(501) == res.n_opt == 150  # 150.3 rounds to 150
+    assert n_opt_rows(5) == 2 and n_opt_rows(10, opt_fraction=0.25) == 3  # half up
+    rng = np.random.RandomState(0)
+    first, second = (
+        opt_test_split(50, random_state=rng),
+        opt_test_split(50, random_state=rng),
+    )
+    assert not np.array_equal(first[0], second[0])  # an instance is advanced
+    with pytest.raises(ValueError, match="Too few calibration rows"):
+        n_opt_rows(1)
+    with pytest.raises(ValueError, match="opt_fraction"):
+        n_opt_rows(100, opt_fraction=1.0)
+    with pytest.raises(ValueError, match="n must be an integer"):
+        n_opt_rows(10.0)
+
+
+def test_warnings_point_at_the_caller():
+    signal, y, p, e = make_data(30, seed=0)
+    y = np.ones_like(y)  # single class: the AUROC warning, and nothing certified
+    kw = dict(delta=0.1, performance_risk="auroc", random_state=0)
+    with pytest.warns(UserWarning) as rec:
+        calibrate_threshold(signal, y, p, e, alpha=0.05, **kw)
+    assert len(rec) == 2
+    assert "single class" in str(rec[0].message) and "n=21" in str(rec[1].message)
+    with pytest.warns(UserWarning) as rec2:
+        calibrate_budget_sweep(signal, y, p, e, alphas=[0.05, 0.5], n_splits=3, **kw)
+    assert len(rec2) == 2  # each distinct message once
+    assert all(w.filename == __file__ for w in [*rec, *rec2])
+
+
+def test_sweep_message_uses_the_bonferroni_level():
+    # Bonferroni tests each of the m hypotheses at delta / m, so certifying even
+    # "never delegate" needs min_test_size(alpha, delta / m) rows, as
+    # calibrate_threshold says
+    signal, y, p, e = make_data(40, seed=0)
+    with pytest.warns(UserWarning, match="Nothing was certified") as rec:
+        res = calibrate_budget_sweep(
+            signal,
+            y,
+            p,
+            e,
+            alphas=[0.05],
+            delta=0.1,
+            fwer="bonferroni",
+            n_splits=2,
+            random_state=0,
+            return_details=True,
+        )
+    m = max(int(d.pareto_mask.sum()) for d in res.details)
+    assert m > 1
+    msg = str([w for w in rec if "Nothing" in str(w.message)][0].message)
+    assert f"delta/{m}" in msg and f"n={min_test_size(0.05, 0.1 / m)}" in msg

@@ -10,6 +10,7 @@ from skctd.calibration._pvalues import (
     min_test_size,
 )
 from skctd.calibration._results import BudgetSweepResult, CalibrationResult
+from skctd.calibration._splits import n_opt_rows, opt_test_split
 
 __all__ = [
     "BudgetSweepResult",
@@ -22,5 +23,7 @@ __all__ = [
     "fixed_sequence_test",
     "hoeffding_bentkus_pvalues",
     "min_test_size",
+    "n_opt_rows",
+    "opt_test_split",
     "pareto_efficient",
 ]

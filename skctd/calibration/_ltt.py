@@ -25,7 +25,6 @@ once (the evaluation protocol of the paper).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from skctd.calibration._pareto import pareto_efficient
 from skctd.calibration._pvalues import binomial_pvalues, min_test_size
 from skctd.calibration._results import BudgetSweepResult, CalibrationResult
 from skctd.calibration._risks import accuracy_risks, auroc_risks, callable_risks
+from skctd.calibration._splits import opt_test_split
 from skctd.utils import (
     check_binary_labels,
     check_budgets,
@@ -83,32 +83,12 @@ def _check_options(n_thresholds, performance_risk, fwer, combine, opt_fraction):
     return n_thresholds, opt_fraction
 
 
-def _n_opt_rows(n: int, opt_fraction: float) -> int:
-    n_opt = max(1, int(math.floor(opt_fraction * n + 0.5)))
-    if n < 2 or n_opt > n - 1:
-        raise ValueError(
-            f"Too few calibration rows: got {n} rows with opt_fraction={opt_fraction}, "
-            "but both the optimisation split and the testing split need at least one "
-            "row. Give more calibration data (hundreds of rows in practice)."
-        )
-    return n_opt
-
-
-def _random_split(n: int, n_opt: int, rng: np.random.RandomState):
-    """Sorted indices of a uniformly random split into n_opt and n - n_opt rows."""
-    in_opt = np.zeros(n, dtype=bool)
-    in_opt[rng.permutation(n)[:n_opt]] = True
-    return np.flatnonzero(in_opt), np.flatnonzero(~in_opt)
-
-
-
 @dataclass
 class _OptStage:
     thresholds: np.ndarray
     budget: np.ndarray
     performance: np.ndarray
     tested: np.ndarray
-
 
 
 def _opt_stage(
@@ -242,6 +222,11 @@ def calibrate_threshold(
     Guarantee: ``P(R_B(lam*) <= alpha) >= 1 - delta`` over the draw of the
     calibration rows, when they are exchangeable with future inputs.
 
+    This is the one-split, one-budget case of :func:`calibrate_budget_sweep`: the
+    result is ``calibrate_budget_sweep(..., alphas=[alpha], n_splits=1,
+    random_state=random_state, return_details=True).details[0]`` (same code path;
+    the split is :func:`~skctd.calibration.opt_test_split`).
+
     Parameters
     ----------
     signal : array-like of shape (n,)
@@ -310,61 +295,36 @@ def calibrate_threshold(
     True
     """
     alpha = check_fraction(alpha, "alpha")
-    delta = check_fraction(delta, "delta")
-    n_thresholds, opt_fraction = _check_options(
-        n_thresholds, performance_risk, fwer, combine, opt_fraction
-    )
-    signal, y, p, e = _check_inputs(signal, y, probe_scores, expert_scores)
-    n = signal.shape[0]
-    n_opt = _n_opt_rows(n, opt_fraction)
-    opt_idx, test_idx = _random_split(n, n_opt, check_random_state(random_state))
-
-    opt = _opt_stage(
-        signal[opt_idx],
-        y[opt_idx],
-        p[opt_idx],
-        e[opt_idx],
+    run = _calibrate(
+        signal,
+        y,
+        probe_scores,
+        expert_scores,
+        alphas=[alpha],
+        delta=delta,
+        n_splits=1,
+        splits=None,
         n_thresholds=n_thresholds,
         performance_risk=performance_risk,
-        pareto=bool(pareto),
+        pareto=pareto,
+        fwer=fwer,
+        opt_fraction=opt_fraction,
         combine=combine,
+        random_state=random_state,
+        return_details=True,
     )
-    k, pvalues, certified, chosen, any_cert = _test_stage(
-        signal[test_idx], opt, np.array([alpha]), delta, fwer=fwer, pareto=bool(pareto)
-    )
-    n_test = test_idx.size
-    if not any_cert[0]:
+    for message in run.warnings:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    result = run.result.details[0]
+    if not result.n_certified:
         warnings.warn(
             _no_certification_message(
-                n_test,
-                alpha,
-                delta,
-                int(opt.tested.sum()) if fwer == "bonferroni" else 1,
+                result.n_test, result.alpha, result.delta, run.n_tested_bonferroni[0]
             ),
             UserWarning,
             stacklevel=2,
         )
-    i = int(chosen[0])
-    return CalibrationResult(
-        threshold=float(opt.thresholds[i]),
-        selected_index=i,
-        thresholds=opt.thresholds,
-        certified=certified[:, 0],
-        pvalues=pvalues[:, 0],
-        budget_risk_opt=opt.budget,
-        performance_risk_opt=opt.performance,
-        budget_risk_test=k / n_test,
-        pareto_mask=opt.tested,
-        opt_indices=opt_idx,
-        test_indices=test_idx,
-        alpha=alpha,
-        delta=delta,
-        n_opt=int(n_opt),
-        n_test=int(n_test),
-        pareto=bool(pareto),
-        fwer=fwer,
-        performance_risk=_risk_name(performance_risk),
-    )
+    return result
 
 
 def _check_splits(splits, n) -> tuple[list, list]:
@@ -430,7 +390,9 @@ def calibrate_budget_sweep(
     Two ways to give the splits:
 
     - ``splits=None``: ``n_splits`` random optimisation/testing splits of all the
-      rows (``opt_fraction``, ``random_state``), as ``calibrate_threshold`` draws them.
+      rows (``opt_fraction``, ``random_state``), drawn one after the other by
+      :func:`~skctd.calibration.opt_test_split`, as ``calibrate_threshold`` draws
+      its one split.
     - ``splits=[(opt_idx, test_idx), ...]``: precomputed index pairs into the arrays
       given. This is how to run the evaluation protocol of the paper in one call:
       pass the whole test pool, and for each of the 500 calibration/evaluation
@@ -496,6 +458,79 @@ def calibrate_budget_sweep(
     >>> bool(np.mean(rates > alphas) < 0.1)
     True
     """
+    run = _calibrate(
+        signal,
+        y,
+        probe_scores,
+        expert_scores,
+        alphas=alphas,
+        delta=delta,
+        n_splits=n_splits,
+        splits=splits,
+        n_thresholds=n_thresholds,
+        performance_risk=performance_risk,
+        pareto=pareto,
+        fwer=fwer,
+        opt_fraction=opt_fraction,
+        combine=combine,
+        random_state=random_state,
+        return_details=return_details,
+    )
+    # distinct warnings of the splits once (e.g. the single-class AUROC warning)
+    for message in run.warnings:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    res = run.result
+    none = res.n_certified == 0
+    if none.any():
+        bad_alpha = res.alphas[none.any(axis=0)]
+        worst = int(res.n_test.min())
+        warnings.warn(
+            f"Nothing was certified for {int(none.sum())} of {none.size} "
+            f"(split, budget) pairs, which then never delegate (threshold=+inf). "
+            f"Affected budgets: {np.round(bad_alpha, 4).tolist()}; "
+            f"delta={res.delta:g}; smallest test split n={worst}. "
+            + _no_certification_message(
+                worst,
+                float(bad_alpha.min()),
+                res.delta,
+                int(run.n_tested_bonferroni[none.any(axis=1)].max()),
+            ),
+            UserWarning,
+            stacklevel=2,
+        )
+    return res
+
+
+# --------------------------------------------------------------------------------------
+# the one code path behind both entry points
+# --------------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    result: BudgetSweepResult
+    warnings: list  # distinct messages of the warnings raised while calibrating
+    n_tested_bonferroni: np.ndarray  # per split: Bonferroni's m, or 1 (fixed sequence)
+
+
+def _calibrate(
+    signal,
+    y,
+    probe_scores,
+    expert_scores,
+    *,
+    alphas,
+    delta,
+    n_splits,
+    splits,
+    n_thresholds,
+    performance_risk,
+    pareto,
+    fwer,
+    opt_fraction,
+    combine,
+    random_state,
+    return_details,
+) -> _Run:
+    """Validate, draw or check the splits, and calibrate every (split, budget)."""
     alphas = check_budgets(alphas)
     delta = check_fraction(delta, "delta")
     n_thresholds, opt_fraction = _check_options(
@@ -505,11 +540,10 @@ def calibrate_budget_sweep(
     n = signal.shape[0]
     if splits is None:
         n_splits = check_positive_int(n_splits, "n_splits")
-        n_opt = _n_opt_rows(n, opt_fraction)
         rng = check_random_state(random_state)
         opts, tests = [], []
         for _ in range(n_splits):
-            o, t = _random_split(n, n_opt, rng)
+            o, t = opt_test_split(n, opt_fraction=opt_fraction, random_state=rng)
             opts.append(o)
             tests.append(t)
     else:
@@ -522,10 +556,12 @@ def calibrate_budget_sweep(
         n_splits = len(opts)
 
     pareto = bool(pareto)
+    risk_name = _risk_name(performance_risk)
     n_alphas = alphas.shape[0]
     thresholds = np.empty((n_splits, n_alphas))
     n_certified = np.empty((n_splits, n_alphas), dtype=np.int64)
     n_test = np.empty(n_splits, dtype=np.int64)
+    n_tested = np.ones(n_splits, dtype=np.int64)
     budget_opt = np.empty((n_splits, n_alphas))
     perf_opt = np.empty((n_splits, n_alphas))
     details = [] if return_details else None
@@ -550,6 +586,8 @@ def calibrate_budget_sweep(
             thresholds[i] = opt.thresholds[chosen]
             n_certified[i] = certified.sum(axis=0)
             n_test[i] = t.size
+            if fwer == "bonferroni":
+                n_tested[i] = int(opt.tested.sum())
             budget_opt[i] = opt.budget[chosen]
             perf_opt[i] = opt.performance[chosen]
             if return_details:
@@ -572,26 +610,10 @@ def calibrate_budget_sweep(
                         n_test=int(t.size),
                         pareto=pareto,
                         fwer=fwer,
-                        performance_risk=_risk_name(performance_risk),
+                        performance_risk=risk_name,
                     )
                 )
-    # re-issue distinct warnings once (e.g. the single-class AUROC warning)
-    for msg in dict.fromkeys(str(w.message) for w in caught):
-        warnings.warn(msg, UserWarning, stacklevel=2)
-    none = n_certified == 0
-    if none.any():
-        bad_alpha = alphas[none.any(axis=0)]
-        worst = int(n_test.min())
-        warnings.warn(
-            f"Nothing was certified for {int(none.sum())} of {none.size} "
-            f"(split, budget) pairs, which then never delegate (threshold=+inf). "
-            f"Affected budgets: {np.round(bad_alpha, 4).tolist()}; delta={delta:g}; "
-            f"smallest test split n={worst}. "
-            + _no_certification_message(worst, float(bad_alpha.min()), delta),
-            UserWarning,
-            stacklevel=2,
-        )
-    return BudgetSweepResult(
+    result = BudgetSweepResult(
         thresholds=thresholds,
         alphas=alphas,
         delta=delta,
@@ -603,3 +625,5 @@ def calibrate_budget_sweep(
         test_indices=tests,
         details=details,
     )
+    messages = list(dict.fromkeys(str(w.message) for w in caught))
+    return _Run(result, messages, n_tested)

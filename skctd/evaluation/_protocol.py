@@ -39,8 +39,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.utils import check_random_state
 
-from skctd.calibration import calibrate_budget_sweep
-from skctd.calibration._ltt import _n_opt_rows
+from skctd.calibration import calibrate_budget_sweep, opt_test_split
 from skctd.delegation import delegation_value, topk_delegation_mask, uncertainty_signal
 from skctd.utils._optional import import_optional
 
@@ -213,10 +212,8 @@ def _split_masks(
 
 
 def _opt_test_split(cal_idx: np.ndarray, opt_fraction: float, rng) -> tuple:
-    n_opt = _n_opt_rows(cal_idx.size, opt_fraction)
-    in_opt = np.zeros(cal_idx.size, dtype=bool)
-    in_opt[rng.permutation(cal_idx.size)[:n_opt]] = True
-    return cal_idx[in_opt], cal_idx[~in_opt]
+    opt, test = opt_test_split(cal_idx.size, opt_fraction=opt_fraction, random_state=rng)
+    return cal_idx[opt], cal_idx[test]
 
 
 # --------------------------------------------------------------------------------------
