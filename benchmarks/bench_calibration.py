@@ -8,12 +8,13 @@ Usage::
 Two measurements:
 
 1. ``calibrate_threshold`` (100 thresholds, Pareto LTT, accuracy risk, then
-   AUROC risk) for n = 1e3 ... 1e6 calibration rows, next to ``loop_calibration`` below: the same
-   procedure written the plain way (one pass over the data per threshold, scalar
-   ``binom.cdf`` per threshold, a double loop for the Pareto filter, a loop for the
-   fixed sequence; ``roc_auc_score`` per threshold for AUROC). Both use the same
-   random split, and the script checks that they choose the same threshold. The
-   AUROC loop is skipped at n = 1e6 (about a minute).
+   AUROC risk) for n = 1e3 ... 1e6 calibration rows, next to the package's
+   loop-based reference, ``skctd.calibration.reference_calibrate_threshold``: the
+   same procedure written the plain way (one pass over the data per threshold,
+   scalar ``binom.cdf`` per threshold, a double loop for the Pareto filter, a loop
+   for the fixed sequence; ``roc_auc_score`` per threshold for AUROC). Both use the
+   same random split, and the script checks that they choose the same threshold.
+   The AUROC loop is skipped at n = 1e6 (about a minute).
 2. The paper's protocol: 20 budgets x 500 calibration/evaluation splits of a pool
    of 3,000 rows (calibration part n = 1,500, split 30/70 into optimisation and
    testing), as one ``calibrate_budget_sweep`` call, next to one call per
@@ -29,16 +30,18 @@ Timings are wall-clock, best of ``--repeat`` runs; they depend on machine load.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 import warnings
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import roc_auc_score
-from sklearn.utils import check_random_state
 
-from skctd.calibration import calibrate_budget_sweep, calibrate_threshold
+from skctd.calibration import (
+    calibrate_budget_sweep,
+    calibrate_threshold,
+    opt_test_split,
+    reference_calibrate_threshold,
+)
 
 
 def make_data(n: int, seed: int = 0):
@@ -52,71 +55,20 @@ def make_data(n: int, seed: int = 0):
     return signal, y, probe, expert
 
 
-def loop_calibration(
-    signal,
-    y,
-    p,
-    e,
-    opt_idx,
-    test_idx,
-    *,
-    alpha,
-    delta,
-    n_thresholds=100,
-    pareto=True,
-    performance_risk="accuracy",
-):
-    """The same procedure, one threshold at a time (the baseline)."""
-    s_opt, y_opt, p_opt, e_opt = signal[opt_idx], y[opt_idx], p[opt_idx], e[opt_idx]
-    s_test = signal[test_idx]
-    n_test = len(test_idx)
-    grid = [math.inf]
-    for q in np.linspace(0.0, 1.0, n_thresholds)[::-1]:
-        lam = float(np.quantile(s_opt, q, method="lower"))
-        if lam != grid[-1]:
-            grid.append(lam)
-    budget, perf = [], []
-    for lam in grid:
-        delegated = s_opt > lam
-        scores = np.where(delegated, e_opt, p_opt)
-        budget.append(float(np.mean(delegated)))
-        if performance_risk == "accuracy":
-            perf.append(float(1.0 - np.mean((scores >= 0.5) == y_opt)))
-        else:
-            perf.append(float(1.0 - roc_auc_score(y_opt, scores)))
-    tested = []
-    for i in range(len(grid)):
-        dominated = False
-        if pareto:
-            for j in range(len(grid)):
-                if (
-                    budget[j] <= budget[i]
-                    and perf[j] <= perf[i]
-                    and (budget[j] < budget[i] or perf[j] < perf[i])
-                ):
-                    dominated = True
-                    break
-        if not dominated:
-            tested.append(i)
-    certified = []
-    for i in tested:
-        k = int(np.sum(s_test > grid[i]))
-        if stats.binom.cdf(k, n_test, alpha) <= delta:
-            certified.append(i)
-        else:
-            break
-    if not certified:
-        return math.inf
-    if not pareto:
-        return grid[certified[-1]]
-    best = min(certified, key=lambda i: (perf[i], i))
-    return grid[best]
-
-
-def split_like_calibrate_threshold(n, opt_fraction, seed):
-    perm = check_random_state(seed).permutation(n)
-    n_opt = max(1, int(math.floor(opt_fraction * n + 0.5)))
-    return np.sort(perm[:n_opt]), np.sort(perm[n_opt:])
+def loop_calibration(signal, y, p, e, opt_idx, test_idx, *, alpha, delta, **kwargs):
+    """The same procedure, one threshold at a time (the baseline): the package's
+    readable reference implementation, on the given split."""
+    return reference_calibrate_threshold(
+        signal,
+        y,
+        p,
+        e,
+        alpha=alpha,
+        delta=delta,
+        opt_indices=opt_idx,
+        test_indices=test_idx,
+        **kwargs,
+    ).threshold
 
 
 def best_time(repeat, func, *args, **kwargs):
@@ -155,7 +107,7 @@ def bench_single(sizes, repeat, loop_limit, performance_risk="accuracy", title="
             performance_risk=performance_risk,
             random_state=0,
         )
-        opt_idx, test_idx = split_like_calibrate_threshold(n, 0.3, 0)
+        opt_idx, test_idx = opt_test_split(n, opt_fraction=0.3, random_state=0)
         assert np.array_equal(opt_idx, res.opt_indices)
         if n > loop_limit:
             print(f"{n:>9,} | {t_vec:>14.4f} | {'skipped':>9} | {'':>8} |")

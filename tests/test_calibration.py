@@ -28,11 +28,12 @@ from skctd.calibration import (
     n_opt_rows,
     opt_test_split,
     pareto_efficient,
+    reference_calibrate_threshold,
 )
 from skctd.calibration._ltt import _OptStage, _test_stage
 
 
-# ------------------------------------------------------------------ data and reference
+# ------------------------------------------------------------------ data
 def make_data(n, seed=0, ties=False):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
@@ -44,80 +45,6 @@ def make_data(n, seed=0, ties=False):
     good = rng.uniform(size=n) < 0.4 + 0.6 * signal
     expert = np.clip(np.where(good, y, 1 - y) + rng.normal(0, 0.1, n), 0, 1)
     return signal, y, probe, expert
-
-
-def reference_calibration(
-    signal,
-    y,
-    p,
-    e,
-    opt_idx,
-    test_idx,
-    *,
-    alpha,
-    delta,
-    n_thresholds=100,
-    performance_risk="accuracy",
-    pareto=True,
-    fwer="fixed_sequence",
-    combine="replace",
-):
-    """Plain per-threshold loops, written from DESIGN.md section 3."""
-    s_opt, y_opt, p_opt, e_opt = signal[opt_idx], y[opt_idx], p[opt_idx], e[opt_idx]
-    levels = np.linspace(0, 1, n_thresholds)
-    qs = sorted({float(np.quantile(s_opt, q, method="lower")) for q in levels})
-    grid = [math.inf] + qs[::-1]
-    rb, rp = [], []
-    for lam in grid:
-        deleg = s_opt > lam
-        d = e_opt if combine == "replace" else (e_opt + p_opt) / 2
-        s = np.where(deleg, d, p_opt)
-        rb.append(deleg.mean())
-        if performance_risk == "accuracy":
-            rp.append(1 - np.mean((s >= 0.5) == y_opt))
-        elif performance_risk == "auroc":
-            rp.append(1 - roc_auc_score(y_opt, s))
-        else:
-            rp.append(performance_risk(y_opt, s))
-    m = len(grid)
-    keep = []
-    for i in range(m):
-        dominated = any(
-            rb[j] <= rb[i] and rp[j] <= rp[i] and (rb[j] < rb[i] or rp[j] < rp[i])
-            for j in range(m)
-        )
-        keep.append(pareto is False or not dominated)
-    tested = [i for i in range(m) if keep[i]]
-    s_test = signal[test_idx]
-    n_test = len(test_idx)
-    pvals = {
-        i: stats.binom.cdf(int(np.sum(s_test > grid[i])), n_test, alpha) for i in tested
-    }
-    certified = []
-    if fwer == "fixed_sequence":
-        for i in tested:
-            if pvals[i] <= delta:
-                certified.append(i)
-            else:
-                break
-    else:
-        certified = [i for i in tested if pvals[i] <= delta / len(tested)]
-    if not certified:
-        chosen = 0
-    elif pareto:
-        best = min(rp[i] for i in certified)
-        chosen = min(i for i in certified if rp[i] == best)  # larger threshold
-    else:
-        chosen = max(certified)
-    return {
-        "grid": np.array(grid),
-        "rb": np.array(rb),
-        "rp": np.array(rp),
-        "tested": np.array(keep),
-        "certified": certified,
-        "chosen": chosen,
-        "pvals": pvals,
-    }
 
 
 # ------------------------------------------------------------------ p-values
@@ -370,28 +297,75 @@ def test_calibrate_threshold_matches_loop_reference(kwargs, ties):
     res = calibrate_threshold(
         signal, y, p, e, alpha=alpha, delta=delta, random_state=7, **kwargs
     )
-    ref = reference_calibration(
+    ref = reference_calibrate_threshold(
         signal,
         y,
         p,
         e,
-        res.opt_indices,
-        res.test_indices,
         alpha=alpha,
         delta=delta,
+        opt_indices=res.opt_indices,
+        test_indices=res.test_indices,
         **kwargs,
     )
-    np.testing.assert_array_equal(res.thresholds, ref["grid"])
-    np.testing.assert_allclose(res.budget_risk_opt, ref["rb"], atol=1e-12)
-    np.testing.assert_allclose(res.performance_risk_opt, ref["rp"], atol=1e-12)
-    np.testing.assert_array_equal(res.pareto_mask, ref["tested"])
-    assert np.flatnonzero(res.certified).tolist() == ref["certified"]
-    for i, pv in ref["pvals"].items():
-        assert res.pvalues[i] == pytest.approx(pv, rel=1e-10)
+    np.testing.assert_array_equal(res.thresholds, ref.thresholds)
+    np.testing.assert_allclose(res.budget_risk_opt, ref.budget_risk_opt, atol=1e-12)
+    np.testing.assert_allclose(
+        res.performance_risk_opt, ref.performance_risk_opt, atol=1e-12
+    )
+    np.testing.assert_array_equal(res.budget_risk_test, ref.budget_risk_test)
+    np.testing.assert_array_equal(res.pareto_mask, ref.pareto_mask)
+    np.testing.assert_array_equal(res.certified, ref.certified)
+    np.testing.assert_allclose(res.pvalues, ref.pvalues, rtol=1e-10)  # NaN = NaN
     assert np.all(np.isnan(res.pvalues[~res.pareto_mask]))
-    assert res.selected_index == ref["chosen"]
-    assert res.threshold == ref["grid"][ref["chosen"]]
+    assert res.selected_index == ref.selected_index
+    assert res.threshold == ref.threshold
     assert res.certified[res.selected_index]
+    assert (res.n_opt, res.n_test, res.alpha, res.delta) == (
+        ref.n_opt,
+        ref.n_test,
+        ref.alpha,
+        ref.delta,
+    )
+    assert (res.pareto, res.fwer, res.performance_risk) == (
+        ref.pareto,
+        ref.fwer,
+        ref.performance_risk,
+    )
+
+
+def test_reference_callable_risk_and_single_class_auroc():
+    signal, y, p, e = make_data(400, seed=13)
+
+    def brier(y_true, scores):
+        return float(np.mean((scores - y_true) ** 2))
+
+    for kwargs, y_used in [
+        (dict(performance_risk=brier), y),
+        (dict(performance_risk="auroc"), np.ones_like(y)),
+    ]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = calibrate_threshold(
+                signal, y_used, p, e, alpha=0.3, delta=0.1, random_state=1, **kwargs
+            )
+        ref = reference_calibrate_threshold(
+            signal,
+            y_used,
+            p,
+            e,
+            alpha=0.3,
+            delta=0.1,
+            opt_indices=res.opt_indices,
+            test_indices=res.test_indices,
+            **kwargs,
+        )
+        np.testing.assert_allclose(
+            res.performance_risk_opt, ref.performance_risk_opt, atol=1e-12
+        )
+        np.testing.assert_array_equal(res.certified, ref.certified)
+        assert res.threshold == ref.threshold
+        assert res.performance_risk == ref.performance_risk
 
 
 def test_split_sizes_and_reproducibility():

@@ -9,6 +9,7 @@ from skctd.calibration._pvalues import (
     hoeffding_bentkus_pvalues,
     min_test_size,
 )
+from skctd.calibration._reference import reference_calibrate_threshold
 from skctd.calibration._results import BudgetSweepResult, CalibrationResult
 from skctd.calibration._splits import n_opt_rows, opt_test_split
 
@@ -26,4 +27,5 @@ __all__ = [
     "n_opt_rows",
     "opt_test_split",
     "pareto_efficient",
+    "reference_calibrate_threshold",
 ]

@@ -38,7 +38,12 @@ from skctd.calibration._grid import candidate_thresholds, count_above, threshold
 from skctd.calibration._pareto import pareto_efficient
 from skctd.calibration._pvalues import binomial_pvalues, min_test_size
 from skctd.calibration._results import BudgetSweepResult, CalibrationResult
-from skctd.calibration._risks import accuracy_risks, auroc_risks, callable_risks
+from skctd.calibration._risks import (
+    accuracy_risks,
+    auroc_risks,
+    callable_risks,
+    risk_name,
+)
 from skctd.calibration._splits import opt_test_split
 from skctd.utils import (
     check_binary_labels,
@@ -177,12 +182,6 @@ def _no_certification_message(n_test, alpha, delta, n_tested=1) -> str:
 # --------------------------------------------------------------------------------------
 # public entry points
 # --------------------------------------------------------------------------------------
-def _risk_name(performance_risk) -> str:
-    if callable(performance_risk):
-        return getattr(performance_risk, "__name__", type(performance_risk).__name__)
-    return str(performance_risk)
-
-
 def calibrate_threshold(
     signal: Any,
     y: Any,
@@ -556,7 +555,7 @@ def _calibrate(
         n_splits = len(opts)
 
     pareto = bool(pareto)
-    risk_name = _risk_name(performance_risk)
+    name = risk_name(performance_risk)
     n_alphas = alphas.shape[0]
     thresholds = np.empty((n_splits, n_alphas))
     n_certified = np.empty((n_splits, n_alphas), dtype=np.int64)
@@ -610,7 +609,7 @@ def _calibrate(
                         n_test=int(t.size),
                         pareto=pareto,
                         fwer=fwer,
-                        performance_risk=risk_name,
+                        performance_risk=name,
                     )
                 )
     result = BudgetSweepResult(

@@ -86,11 +86,14 @@ def binomial_pvalues(k: Any, n: int, alpha: Any) -> np.ndarray:
     """
     n = check_positive_int(n, "n")
     k_arr = np.asarray(k)
+    k_float = k_arr.astype(float)
     if k_arr.size and (
-        not np.all(np.isfinite(k_arr.astype(float)))
-        or np.any(k_arr != np.floor(k_arr))
-        or k_arr.min() < 0
-        or k_arr.max() > n
+        not (
+            np.issubdtype(k_arr.dtype, np.integer)  # integral: skip the float checks
+            or (np.all(np.isfinite(k_float)) and np.all(k_float == np.floor(k_float)))
+        )
+        or k_float.min() < 0
+        or k_float.max() > n
     ):
         raise ValueError(f"k must hold integer counts in [0, n={n}], got {k!r}.")
     alpha_arr = np.asarray(alpha, dtype=float)
@@ -99,7 +102,7 @@ def binomial_pvalues(k: Any, n: int, alpha: Any) -> np.ndarray:
     ):
         raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}.")
     # bdtr is what scipy.stats.binom.cdf evaluates, without the distribution overhead
-    return special.bdtr(k_arr.astype(float), n, alpha_arr)
+    return special.bdtr(k_float, n, alpha_arr)
 
 
 def hoeffding_bentkus_pvalues(risk_hat: Any, n: int, alpha: float) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 
 from skctd.calibration._grid import count_above
 
-__all__ = ["accuracy_risks", "auroc_risks", "callable_risks"]
+__all__ = ["accuracy_risks", "auroc_risks", "callable_risks", "risk_name"]
 
 # Block size (thresholds x candidate scores) of the matrices built at once.
 _MATRIX_BLOCK = 2_000_000
@@ -105,3 +105,10 @@ def callable_risks(func, start, y_s, p_s, d_s) -> np.ndarray:
             )
         out[j] = value
     return out
+
+
+def risk_name(performance_risk) -> str:
+    """Name of a performance risk for results and reports (a callable's name)."""
+    if callable(performance_risk):
+        return getattr(performance_risk, "__name__", type(performance_risk).__name__)
+    return str(performance_risk)
