@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 from skctd.utils import (
-    check_binary_labels,
+    check_cascade_arrays,
     check_fraction,
     check_positive_int,
-    check_same_length,
     check_scores,
 )
 
@@ -74,10 +73,7 @@ def delegation_value(
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}.")
-    y = check_binary_labels(y)
-    p = check_scores(probe_scores, "probe_scores", unit=True)
-    e = check_scores(expert_scores, "expert_scores", unit=True)
-    check_same_length(y=y, probe_scores=p, expert_scores=e)
+    y, p, e = check_cascade_arrays(y, probe_scores, expert_scores)
     if kind == "continuous":
         return np.where(y, e - p, p - e)
     probe_wrong = (p >= 0.5) != y

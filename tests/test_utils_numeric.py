@@ -10,6 +10,7 @@ import pytest
 from skctd.utils import (
     check_binary_labels,
     check_budgets,
+    check_cascade_arrays,
     check_fraction,
     check_positive_int,
     check_same_length,
@@ -101,3 +102,22 @@ def test_to_jsonable_round_trips_through_json():
     }
     assert json.loads(json.dumps(out, allow_nan=False)) == out
     assert type(out["a"][0]) is int and type(out["nested"][0]["b"]) is bool
+
+
+def test_check_cascade_arrays():
+    y, p, e, s, d = check_cascade_arrays(
+        [0, 1, 1], [0.1, 0.5, 1.0], [0.0, 0.2, 0.9], signal=[5, -1, 0], dv=[0, 0, 1]
+    )
+    assert y.dtype == bool and y.tolist() == [False, True, True]
+    assert (
+        s.dtype == float and s.tolist() == [5.0, -1.0, 0.0] and d.tolist() == [0, 0, 1]
+    )
+    with pytest.raises(ValueError, match="probe_scores must be probabilities"):
+        check_cascade_arrays([0, 1], [0.1, 1.5], [0.0, 0.2])
+    with pytest.raises(ValueError, match="signal contains NaN"):
+        check_cascade_arrays([0, 1], [0.1, 0.5], [0.0, 0.2], signal=[np.nan, 2.0])
+    # signals are named first in the length message
+    with pytest.raises(ValueError, match="y has 2 rows but signal has 3"):
+        check_cascade_arrays([0, 1], [0.1, 0.5], [0.0, 0.2], signal=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="expert_scores has 1 rows but y has 2"):
+        check_cascade_arrays([0, 1], [0.1, 0.5], [0.0])

@@ -46,12 +46,10 @@ from skctd.calibration._risks import (
 )
 from skctd.calibration._splits import opt_test_split
 from skctd.utils import (
-    check_binary_labels,
     check_budgets,
+    check_cascade_arrays,
     check_fraction,
     check_positive_int,
-    check_same_length,
-    check_scores,
 )
 
 __all__ = ["calibrate_budget_sweep", "calibrate_threshold"]
@@ -64,15 +62,6 @@ _COMBINE = ("replace", "average")
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
-def _check_inputs(signal, y, probe_scores, expert_scores):
-    signal = check_scores(signal, "signal")
-    y = check_binary_labels(y)
-    p = check_scores(probe_scores, "probe_scores", unit=True)
-    e = check_scores(expert_scores, "expert_scores", unit=True)
-    check_same_length(signal=signal, y=y, probe_scores=p, expert_scores=e)
-    return signal, y, p, e
-
-
 def _check_options(n_thresholds, performance_risk, fwer, combine, opt_fraction):
     n_thresholds = check_positive_int(n_thresholds, "n_thresholds")
     if not callable(performance_risk) and performance_risk not in _PERFORMANCE_RISKS:
@@ -535,7 +524,9 @@ def _calibrate(
     n_thresholds, opt_fraction = _check_options(
         n_thresholds, performance_risk, fwer, combine, opt_fraction
     )
-    signal, y, p, e = _check_inputs(signal, y, probe_scores, expert_scores)
+    y, p, e, signal = check_cascade_arrays(
+        y, probe_scores, expert_scores, signal=signal
+    )
     n = signal.shape[0]
     if splits is None:
         n_splits = check_positive_int(n_splits, "n_splits")

@@ -19,13 +19,7 @@ import numpy as np
 
 from skctd.calibration._results import CalibrationResult
 from skctd.calibration._risks import risk_name
-from skctd.utils import (
-    check_binary_labels,
-    check_fraction,
-    check_positive_int,
-    check_same_length,
-    check_scores,
-)
+from skctd.utils import check_cascade_arrays, check_fraction, check_positive_int
 
 __all__ = ["reference_calibrate_threshold"]
 
@@ -120,11 +114,9 @@ def reference_calibrate_threshold(
     from scipy import stats  # imported here: only this slow reference needs them
     from sklearn.metrics import roc_auc_score
 
-    signal = check_scores(signal, "signal")
-    y = check_binary_labels(y)
-    p = check_scores(probe_scores, "probe_scores", unit=True)
-    e = check_scores(expert_scores, "expert_scores", unit=True)
-    check_same_length(signal=signal, y=y, probe_scores=p, expert_scores=e)
+    y, p, e, signal = check_cascade_arrays(
+        y, probe_scores, expert_scores, signal=signal
+    )
     alpha = check_fraction(alpha, "alpha")
     delta = check_fraction(delta, "delta")
     n_thresholds = check_positive_int(n_thresholds, "n_thresholds")

@@ -5,6 +5,7 @@ from skctd.utils._optional import import_optional
 from skctd.utils._validation import (
     check_binary_labels,
     check_budgets,
+    check_cascade_arrays,
     check_fraction,
     check_positive_int,
     check_same_length,
@@ -14,6 +15,7 @@ from skctd.utils._validation import (
 __all__ = [
     "check_binary_labels",
     "check_budgets",
+    "check_cascade_arrays",
     "check_fraction",
     "check_positive_int",
     "check_same_length",

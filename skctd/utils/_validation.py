@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "check_binary_labels",
     "check_budgets",
+    "check_cascade_arrays",
     "check_fraction",
     "check_positive_int",
     "check_same_length",
@@ -230,3 +231,43 @@ def check_same_length(**arrays: Any) -> int:
                 "same length (one entry per row)."
             )
     return int(n)
+
+
+def check_cascade_arrays(
+    y: Any, probe_scores: Any, expert_scores: Any, **signals: Any
+) -> tuple[np.ndarray, ...]:
+    """Labels, probe and expert probabilities, and signals that describe the same rows.
+
+    The arrays every statistic of the cascade takes: :func:`check_binary_labels`
+    for ``y``, :func:`check_scores` with ``unit=True`` for the two models' scores,
+    :func:`check_scores` for each named signal (e.g. the delegation signal), and
+    :func:`check_same_length` over all of them (signals named first).
+
+    Parameters
+    ----------
+    y : array-like of shape (n,)
+        0/1 labels (1 = positive / unsafe class).
+    probe_scores, expert_scores : array-like of shape (n,)
+        ``P(y = 1 | x)`` of the probe and of the expert, in [0, 1].
+    **signals : array-like of shape (n,)
+        Finite scores of the same rows, by parameter name.
+
+    Returns
+    -------
+    arrays : tuple of ndarray
+        ``(y, probe_scores, expert_scores, *signals)``, ``y`` as bool, the others as
+        float, signals in the order given.
+
+    Examples
+    --------
+    >>> from skctd.utils import check_cascade_arrays
+    >>> y, p, e, s = check_cascade_arrays([0, 1], [0.2, 0.6], [0.1, 0.9], signal=[3, -1])
+    >>> y, s
+    (array([False,  True]), array([ 3., -1.]))
+    """
+    y = check_binary_labels(y)
+    p = check_scores(probe_scores, "probe_scores", unit=True)
+    e = check_scores(expert_scores, "expert_scores", unit=True)
+    extra = {name: check_scores(value, name) for name, value in signals.items()}
+    check_same_length(**extra, y=y, probe_scores=p, expert_scores=e)
+    return (y, p, e, *extra.values())
