@@ -184,6 +184,48 @@ def test_bad_parameters(kwargs, match):
         budget_sweep(y, p, e, oracle_dv(y, p, e), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        # the shared checks of skctd.utils are stricter than the protocol's old
+        # float()/int() conversions, which accepted strings and truncated floats
+        ({"opt_fraction": "0.3"}, "opt_fraction must be a number strictly"),
+        ({"calibration_size": True}, "calibration_size must be a number strictly"),
+        ({"batch_sizes": [32, 64.5]}, r"batch_sizes\[1\] must be a positive integer"),
+        ({"batch_sizes": [32.0]}, r"batch_sizes\[0\] must be a positive integer"),
+        ({"batch_sizes": []}, "batch_sizes is empty"),
+        ({"n_repeats": 1.5}, "n_repeats must be a positive integer"),
+        ({"alphas": [0.2, np.nan]}, "alphas"),
+    ],
+)
+def test_bad_parameters_follow_the_shared_rules(kwargs, match):
+    y, p, e = make_pool(n=200)
+    with pytest.raises(ValueError, match=match):
+        budget_sweep(y, p, e, oracle_dv(y, p, e), **kwargs)
+
+
+def test_other_protocols_follow_the_shared_rules():
+    y, p, e = make_pool(n=200)
+    v = oracle_dv(y, p, e)
+    with pytest.raises(ValueError, match="n_splits must be a positive integer"):
+        validate_guarantee(y, p, e, v, n_splits=2.0)
+    with pytest.raises(ValueError, match="delta must be a number strictly"):
+        validate_guarantee(y, p, e, v, delta="0.1")
+    with pytest.raises(ValueError, match="alpha must be a number strictly"):
+        group_analysis(y, p, e, v, np.zeros(200), alpha=np.float64(1.0))
+    with pytest.raises(ValueError, match="v has 3 rows but y has 200"):
+        cascade_metrics(y, p, e, np.ones(200, dtype=bool), v=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="Need at least 4 rows"):
+        cascade_metrics([0, 1, 1], [0.2, 0.3, 0.4], [0.1, 0.9, 0.8], [True] * 3)
+    # labels as bool, int or float give the same numbers
+    a = budget_sweep(y, p, e, v, alphas=[0.3], batch_sizes=[32])
+    b = budget_sweep(y.astype(bool), p, e, v, alphas=[0.3], batch_sizes=[32])
+    c = budget_sweep(y.astype(float), p, e, v, alphas=[0.3], batch_sizes=[32])
+    for key in ("auroc", "accuracy", "delegation_rate", "mean_v_delegated"):
+        np.testing.assert_array_equal(a.table[key], b.table[key])
+        np.testing.assert_array_equal(a.table[key], c.table[key])
+
+
 def test_bad_arrays():
     y, p, e = make_pool(n=200)
     with pytest.raises(ValueError, match="same length"):
@@ -192,7 +234,7 @@ def test_bad_arrays():
         budget_sweep(y, p + 2, e, p)
     with pytest.raises(ValueError, match="0/1"):
         budget_sweep(y + 3, p, e, p)
-    with pytest.raises(ValueError, match="dv_scores must be finite; row 3"):
+    with pytest.raises(ValueError, match=r"dv_scores contains NaN .* \(rows \[3\]\)"):
         dv = np.zeros(y.size)
         dv[3] = np.nan
         budget_sweep(y, p, e, dv)

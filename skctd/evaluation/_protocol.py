@@ -41,7 +41,15 @@ from sklearn.utils import check_random_state
 
 from skctd.calibration import calibrate_budget_sweep, opt_test_split
 from skctd.delegation import delegation_value, topk_delegation_mask, uncertainty_signal
-from skctd.utils._optional import import_optional
+from skctd.utils import (
+    check_budgets,
+    check_cascade_arrays,
+    check_fraction,
+    check_positive_int,
+    check_same_length,
+    check_scores,
+    import_optional,
+)
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -95,79 +103,24 @@ _METRICS = ("auroc", "accuracy", "delegation_rate", "mean_v_delegated")
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
-def _scores(x: Any, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=float)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}.")
-    if not np.all(np.isfinite(a)):
-        bad = int(np.flatnonzero(~np.isfinite(a))[0])
-        raise ValueError(f"{name} must be finite; row {bad} is {a[bad]}.")
-    return a
-
-
-def _unit(x: Any, name: str) -> np.ndarray:
-    a = _scores(x, name)
-    if a.size and (a.min() < 0 or a.max() > 1):
-        bad = int(np.flatnonzero((a < 0) | (a > 1))[0])
-        raise ValueError(
-            f"{name} must be probabilities P(y=1|x) in [0, 1]; row {bad} is {a[bad]}."
-        )
-    return a
-
-
-def _labels(y: Any) -> np.ndarray:
-    a = np.asarray(y)
-    if a.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {a.shape}.")
-    if a.dtype == bool:
-        return a.astype(np.int64)
-    try:
-        f = a.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError("y must hold 0/1 labels (1 = unsafe / positive).") from exc
-    if not np.all((f == 0) | (f == 1)):
-        raise ValueError(
-            "y must hold 0/1 labels (1 = unsafe / positive); encode the labels first, "
-            "e.g. with sklearn.preprocessing.LabelEncoder."
-        )
-    return f.astype(np.int64)
-
-
-def _same_length(**arrays: np.ndarray) -> int:
-    sizes = {k: v.shape[0] for k, v in arrays.items()}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"Inputs must have the same length, got {sizes}.")
-    n = next(iter(sizes.values()))
+def _check_pool(y, probe_scores, expert_scores, **signals) -> tuple[np.ndarray, ...]:
+    """The arrays of a test pool (see check_cascade_arrays), at least 4 rows."""
+    arrays = check_cascade_arrays(y, probe_scores, expert_scores, **signals)
+    n = arrays[0].shape[0]
     if n < 4:
         raise ValueError(f"Need at least 4 rows for the protocol, got {n}.")
-    return n
-
-
-def _check_fraction(value: Any, name: str) -> float:
-    v = float(value)
-    if not 0 < v < 1:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}.")
-    return v
+    return arrays
 
 
 def _check_alphas(alphas: Any) -> np.ndarray:
-    a = (
-        DEFAULT_ALPHAS.copy()
-        if alphas is None
-        else np.atleast_1d(np.asarray(alphas, dtype=float))
-    )
-    if a.ndim != 1 or a.size == 0 or not np.all((a > 0) & (a < 1)):
-        raise ValueError(
-            f"alphas must be a non-empty 1-D array in (0, 1), got {alphas!r}."
-        )
-    return a
+    return DEFAULT_ALPHAS.copy() if alphas is None else check_budgets(alphas)
 
 
 def _check_batch_sizes(batch_sizes: Any) -> tuple[int, ...]:
-    out = tuple(int(b) for b in np.atleast_1d(batch_sizes))
-    if not out or any(b < 1 for b in out):
-        raise ValueError(f"batch_sizes must be positive integers, got {batch_sizes!r}.")
-    return out
+    values = [batch_sizes] if np.ndim(batch_sizes) == 0 else list(batch_sizes)
+    if not values:
+        raise ValueError("batch_sizes is empty; give at least one batch size.")
+    return tuple(check_positive_int(b, f"batch_sizes[{i}]") for i, b in enumerate(values))
 
 
 def _split_masks(
@@ -196,7 +149,7 @@ def _split_masks(
                 "fixed calibration_mask."
             )
         return [m]
-    size = _check_fraction(calibration_size, "calibration_size")
+    size = check_fraction(calibration_size, "calibration_size")
     n_cal = int(math.floor(size * n + 0.5))
     if n_cal < 2 or n_cal > n - 1:
         raise ValueError(
@@ -232,7 +185,7 @@ def _auroc_columns(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
         )
         return np.full(scores.shape[1], np.nan)
     ranks = rankdata(scores, axis=0)
-    return (ranks[y == 1].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return (ranks[y].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
 def cascade_metrics(
@@ -268,13 +221,11 @@ def cascade_metrics(
     >>> m["accuracy"], m["delegation_rate"], m["mean_v_delegated"]
     (array([1.]), array([0.5]), array([0.5]))
     """
-    y = _labels(y)
-    p = _unit(probe_scores, "probe_scores")
-    e = _unit(expert_scores, "expert_scores")
+    y, p, e = _check_pool(y, probe_scores, expert_scores)
     d = np.asarray(delegated, dtype=bool)
     d = d.reshape(d.shape[0], -1)
-    _same_length(y=y, probe_scores=p, expert_scores=e, delegated=d)
-    v = delegation_value(y, p, e) if v is None else _scores(v, "v")
+    v = delegation_value(y, p, e) if v is None else check_scores(v, "v")
+    check_same_length(y=y, delegated=d, v=v)
     s = np.where(d, e[:, None], p[:, None])
     n_del = d.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -506,18 +457,13 @@ def budget_sweep(
     >>> res.table["method"][:3]
     array(['ctd', 'ctd', 'unc_calibrated'], dtype=object)
     """
-    y = _labels(y)
-    p = _unit(probe_scores, "probe_scores")
-    e = _unit(expert_scores, "expert_scores")
-    dv = _scores(dv_scores, "dv_scores")
-    n = _same_length(y=y, probe_scores=p, expert_scores=e, dv_scores=dv)
+    y, p, e, dv = _check_pool(y, probe_scores, expert_scores, dv_scores=dv_scores)
+    n = y.shape[0]
     alphas = _check_alphas(alphas)
     batch_sizes = _check_batch_sizes(batch_sizes)
     methods = _check_methods(methods)
-    if int(n_repeats) < 1:
-        raise ValueError(f"n_repeats must be >= 1, got {n_repeats!r}.")
-    n_repeats = int(n_repeats)
-    opt_fraction = _check_fraction(opt_fraction, "opt_fraction")
+    n_repeats = check_positive_int(n_repeats, "n_repeats")
+    opt_fraction = check_fraction(opt_fraction, "opt_fraction")
     rng = check_random_state(random_state)
     masks = _split_masks(n, calibration_mask, calibration_size, n_repeats, rng)
     v_all = delegation_value(y, p, e, kind=dv_kind)
@@ -737,17 +683,12 @@ def validate_guarantee(
     >>> bool(res.violation_rate["budget_only"] <= 0.1 + 3 * 0.05)
     True
     """
-    y = _labels(y)
-    p = _unit(probe_scores, "probe_scores")
-    e = _unit(expert_scores, "expert_scores")
-    s = _scores(signal, "signal")
-    n = _same_length(y=y, probe_scores=p, expert_scores=e, signal=s)
-    alpha = _check_fraction(alpha, "alpha")
-    delta = _check_fraction(delta, "delta")
-    opt_fraction = _check_fraction(opt_fraction, "opt_fraction")
-    if int(n_splits) < 1:
-        raise ValueError(f"n_splits must be >= 1, got {n_splits!r}.")
-    n_splits = int(n_splits)
+    y, p, e, s = _check_pool(y, probe_scores, expert_scores, signal=signal)
+    n = y.shape[0]
+    alpha = check_fraction(alpha, "alpha")
+    delta = check_fraction(delta, "delta")
+    opt_fraction = check_fraction(opt_fraction, "opt_fraction")
+    n_splits = check_positive_int(n_splits, "n_splits")
     rng = check_random_state(random_state)
     masks = _split_masks(n, None, calibration_size, n_splits, rng)
     splits, evals = [], []
@@ -856,7 +797,7 @@ def group_table(v: Any, groups: Any, masks: Mapping[str, Any]) -> GroupResult:
     >>> res.table["mean_v_ctd"], res.table["rate_ctd"]
     (array([0.5, 0.5]), array([0.5, 1. ]))
     """
-    v = _scores(v, "v")
+    v = check_scores(v, "v")
     g = np.asarray(groups)
     if g.shape != v.shape:
         raise ValueError(f"groups must have shape {v.shape}, got {g.shape}.")
@@ -946,15 +887,12 @@ opt_fraction, dv_kind, random_state
     >>> bool(np.all(res.table["mean_v_ctd"] > res.table["mean_v_all"]))
     True
     """
-    y = _labels(y)
-    p = _unit(probe_scores, "probe_scores")
-    e = _unit(expert_scores, "expert_scores")
-    dv = _scores(dv_scores, "dv_scores")
-    n = _same_length(y=y, probe_scores=p, expert_scores=e, dv_scores=dv)
+    y, p, e, dv = _check_pool(y, probe_scores, expert_scores, dv_scores=dv_scores)
+    n = y.shape[0]
     g = np.asarray(groups)
     if g.shape != (n,):
         raise ValueError(f"groups must have shape ({n},), got {g.shape}.")
-    alpha = _check_fraction(alpha, "alpha")
+    alpha = check_fraction(alpha, "alpha")
     # draw the split as budget_sweep does, so the same random_state gives the same one
     rng = check_random_state(random_state)
     cal = _split_masks(n, calibration_mask, calibration_size, 1, rng)[0]
@@ -1057,7 +995,7 @@ def dv_ranking_curve(
     >>> res.curves["dv"], res.curves["oracle"], res.curves["random"]
     (array([1.  , 0.5 , 0.125]), array([1.   , 0.75 , 0.125]), array([0.125, 0.125, 0.125]))
     """
-    v = _scores(v, "v")
+    v = check_scores(v, "v")
     n = v.size
     if n == 0:
         raise ValueError("v is empty.")
@@ -1073,7 +1011,7 @@ def dv_ranking_curve(
 
     curves: dict[str, np.ndarray] = {}
     for name, sig in signals.items():
-        s = _scores(sig, f"signals[{name!r}]")
+        s = check_scores(sig, f"signals[{name!r}]")
         if s.shape != v.shape:
             raise ValueError(
                 f"signals[{name!r}] must have shape {v.shape}, got {s.shape}."
