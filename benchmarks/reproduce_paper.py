@@ -691,9 +691,9 @@ def write_summary(out: Path, runs: list[dict], cache: Path) -> None:
     merged.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else 99)
     rt_path = cache / "stages" / "runtimes.json"
     runtimes = json.loads(rt_path.read_text()) if rt_path.is_file() else {}
-    from skctd.evaluation._protocol import _jsonable
+    from skctd.utils import to_jsonable
 
-    path.write_text(json.dumps(_jsonable({"runs": merged, "stage_runtimes": runtimes}), indent=1))
+    path.write_text(json.dumps(to_jsonable({"runs": merged, "stage_runtimes": runtimes}), indent=1))
 
     md = ["# Reproducing the paper's claims on our data\n"]
     md.append(

@@ -14,6 +14,7 @@ from skctd.evaluation import (
     METHODS,
     binary_vs_continuous,
     budget_sweep,
+    calibration_masks,
     cascade_metrics,
     dv_ranking_curve,
     group_analysis,
@@ -224,6 +225,35 @@ def test_other_protocols_follow_the_shared_rules():
     for key in ("auroc", "accuracy", "delegation_rate", "mean_v_delegated"):
         np.testing.assert_array_equal(a.table[key], b.table[key])
         np.testing.assert_array_equal(a.table[key], c.table[key])
+
+
+def test_calibration_masks_are_the_splits_of_the_protocol():
+    y, p, e = make_pool(n=400)
+    v = oracle_dv(y, p, e)
+    masks = calibration_masks(400, n_splits=3, calibration_size=0.4, random_state=1)
+    assert len(masks) == 3 and all(m.dtype == bool and m.sum() == 160 for m in masks)
+    assert not np.array_equal(masks[0], masks[1])
+    # the mask budget_sweep draws, and the stream it continues for the opt/test split
+    rs = np.random.RandomState(7)
+    mask = calibration_masks(400, random_state=rs)[0]
+    a = budget_sweep(y, p, e, v, alphas=[0.2, 0.5], batch_sizes=[32], random_state=7)
+    b = budget_sweep(
+        y, p, e, v, alphas=[0.2, 0.5], batch_sizes=[32], calibration_mask=mask,
+        random_state=rs,
+    )
+    np.testing.assert_array_equal(a.thresholds["ctd"], b.thresholds["ctd"])
+    for key in ("auroc", "accuracy", "delegation_rate"):
+        np.testing.assert_array_equal(a.table[key], b.table[key])
+    fixed = np.arange(400) < 100
+    np.testing.assert_array_equal(calibration_masks(400, calibration_mask=fixed)[0], fixed)
+    with pytest.raises(ValueError, match="n_splits > 1"):
+        calibration_masks(400, calibration_mask=fixed, n_splits=2)
+    with pytest.raises(ValueError, match="boolean array of shape"):
+        calibration_masks(400, calibration_mask=fixed.astype(int))
+    with pytest.raises(ValueError, match="both halves need rows"):
+        calibration_masks(3, calibration_size=0.1)
+    with pytest.raises(ValueError, match="calibration_size must be a number"):
+        calibration_masks(400, calibration_size=1.0)
 
 
 def test_bad_arrays():

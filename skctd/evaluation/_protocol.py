@@ -49,10 +49,12 @@ from skctd.utils import (
     check_same_length,
     check_scores,
     import_optional,
+    to_jsonable,
 )
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "calibration_masks",
     "METHODS",
     "METHOD_LABELS",
     "SweepResult",
@@ -96,7 +98,6 @@ METHOD_LABELS = {
 
 _CALIBRATED = ("ctd", "unc_calibrated")
 _TOPK = ("dv_topk", "unc_topk", "oracle_topk")
-_REFERENCE = ("probe_only", "expert_only")
 _METRICS = ("auroc", "accuracy", "delegation_rate", "mean_v_delegated")
 
 
@@ -123,14 +124,52 @@ def _check_batch_sizes(batch_sizes: Any) -> tuple[int, ...]:
     return tuple(check_positive_int(b, f"batch_sizes[{i}]") for i, b in enumerate(values))
 
 
-def _split_masks(
+def calibration_masks(
     n: int,
-    calibration_mask: Any,
-    calibration_size: float,
-    n_repeats: int,
-    rng: np.random.RandomState,
+    *,
+    calibration_mask: Any = None,
+    calibration_size: float = 0.5,
+    n_splits: int = 1,
+    random_state: Any = None,
 ) -> list[np.ndarray]:
-    """One boolean calibration mask per repeat."""
+    """Boolean masks of the calibration half of a test pool, one per split.
+
+    The protocol calibrates on the rows of a mask and evaluates on the others.
+    Either the mask is given (one split), or ``n_splits`` random masks of
+    ``floor(calibration_size * n + 0.5)`` rows are drawn one after the other, each
+    by ``random_state.permutation(n)`` -- the splits :func:`budget_sweep`,
+    :func:`validate_guarantee`, :func:`group_analysis` and
+    :func:`skctd.evaluate_cascade` draw for the same ``random_state``.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows of the pool.
+    calibration_mask : array-like of bool, shape (n,), optional
+        A fixed calibration half (at least 2 calibration and 1 evaluation row);
+        returned as the only mask.
+    calibration_size : float, default=0.5
+        Share of the rows drawn for calibration when ``calibration_mask`` is None,
+        in (0, 1).
+    n_splits : int, default=1
+        Number of random masks (1 with a fixed ``calibration_mask``).
+    random_state : int, RandomState instance or None, default=None
+        A ``RandomState`` instance is advanced, so the draws that follow (e.g. the
+        optimisation/testing split of each calibration half) continue its stream.
+
+    Returns
+    -------
+    masks : list of ndarray of bool, shape (n,)
+        ``True`` for the calibration rows of each split.
+
+    Examples
+    --------
+    >>> from skctd.evaluation import calibration_masks
+    >>> masks = calibration_masks(6, n_splits=2, random_state=0)
+    >>> [m.astype(int).tolist() for m in masks]
+    [[0, 1, 1, 0, 0, 1], [0, 1, 0, 1, 1, 0]]
+    """
+    n_splits = check_positive_int(n_splits, "n_splits")
     if calibration_mask is not None:
         m = np.asarray(calibration_mask)
         if m.dtype != bool or m.shape != (n,):
@@ -143,9 +182,9 @@ def _split_masks(
                 "calibration_mask must leave at least 2 calibration rows and 1 "
                 "evaluation row."
             )
-        if n_repeats != 1:
+        if n_splits != 1:
             raise ValueError(
-                "n_repeats > 1 draws random splits; it cannot be combined with a "
+                "n_splits > 1 draws random splits; it cannot be combined with a "
                 "fixed calibration_mask."
             )
         return [m]
@@ -156,8 +195,9 @@ def _split_masks(
             f"calibration_size={calibration_size} leaves {n_cal} of {n} rows for "
             "calibration; both halves need rows."
         )
+    rng = check_random_state(random_state)
     masks = []
-    for _ in range(n_repeats):
+    for _ in range(n_splits):
         m = np.zeros(n, dtype=bool)
         m[rng.permutation(n)[:n_cal]] = True
         masks.append(m)
@@ -242,23 +282,6 @@ def cascade_metrics(
 # --------------------------------------------------------------------------------------
 # tables
 # --------------------------------------------------------------------------------------
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 def _frame(columns: Mapping[str, Any]):
     pd = import_optional("pandas", extra="report", purpose="results as a DataFrame")
     return pd.DataFrame({k: np.asarray(v) for k, v in columns.items()})
@@ -275,7 +298,7 @@ class _TableMixin:
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict (non-finite numbers become ``None``)."""
-        return _jsonable(
+        return to_jsonable(
             {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         )
 
@@ -465,7 +488,18 @@ def budget_sweep(
     n_repeats = check_positive_int(n_repeats, "n_repeats")
     opt_fraction = check_fraction(opt_fraction, "opt_fraction")
     rng = check_random_state(random_state)
-    masks = _split_masks(n, calibration_mask, calibration_size, n_repeats, rng)
+    if calibration_mask is not None and n_repeats != 1:
+        raise ValueError(
+            "n_repeats > 1 draws random splits; it cannot be combined with a fixed "
+            "calibration_mask."
+        )
+    masks = calibration_masks(
+        n,
+        calibration_mask=calibration_mask,
+        calibration_size=calibration_size,
+        n_splits=n_repeats,
+        random_state=rng,
+    )
     v_all = delegation_value(y, p, e, kind=dv_kind)
     v_cont = delegation_value(y, p, e)
 
@@ -690,7 +724,9 @@ def validate_guarantee(
     opt_fraction = check_fraction(opt_fraction, "opt_fraction")
     n_splits = check_positive_int(n_splits, "n_splits")
     rng = check_random_state(random_state)
-    masks = _split_masks(n, None, calibration_size, n_splits, rng)
+    masks = calibration_masks(
+        n, calibration_size=calibration_size, n_splits=n_splits, random_state=rng
+    )
     splits, evals = [], []
     for cal in masks:
         splits.append(_opt_test_split(np.flatnonzero(cal), opt_fraction, rng))
@@ -895,7 +931,12 @@ opt_fraction, dv_kind, random_state
     alpha = check_fraction(alpha, "alpha")
     # draw the split as budget_sweep does, so the same random_state gives the same one
     rng = check_random_state(random_state)
-    cal = _split_masks(n, calibration_mask, calibration_size, 1, rng)[0]
+    cal = calibration_masks(
+        n,
+        calibration_mask=calibration_mask,
+        calibration_size=calibration_size,
+        random_state=rng,
+    )[0]
     sweep = budget_sweep(
         y,
         p,
@@ -1056,7 +1097,7 @@ class BinaryContinuousResult(_TableMixin):
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict of the comparison table."""
-        return _jsonable({"table": self.table})
+        return to_jsonable({"table": self.table})
 
     def __repr__(self) -> str:
         return f"BinaryContinuousResult(n_alphas={self.binary.alphas.size})"

@@ -36,11 +36,12 @@ from skctd.evaluation import (
     SweepResult,
     binary_vs_continuous,
     budget_sweep,
+    calibration_masks,
     dv_ranking_curve,
     group_analysis,
     validate_guarantee,
 )
-from skctd.evaluation._protocol import _jsonable, _split_masks
+from skctd.utils import to_jsonable
 from skctd.utils._optional import import_optional
 
 __all__ = ["CascadeEvaluation", "evaluate_cascade", "check_claims", "CLAIMS"]
@@ -117,7 +118,7 @@ class CascadeEvaluation:
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict of every number (non-finite -> ``None``)."""
-        return _jsonable(
+        return to_jsonable(
             {
                 "settings": self.settings,
                 "reference": self.reference,
@@ -203,7 +204,7 @@ class CascadeEvaluation:
         """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        run = _jsonable(dict(settings or {}))
+        run = to_jsonable(dict(settings or {}))
         pngs: dict[str, str] = {}
         note = ""
         if figures:
@@ -367,7 +368,12 @@ def evaluate_cascade(
             raise ValueError(f"{name} has {a.shape[0]} rows but y has {n}.")
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
     rng = check_random_state(random_state)
-    cal = _split_masks(n, calibration_mask, calibration_size, 1, rng)[0]
+    cal = calibration_masks(
+        n,
+        calibration_mask=calibration_mask,
+        calibration_size=calibration_size,
+        random_state=rng,
+    )[0]
     seed = int(rng.randint(np.iinfo(np.int32).max))
     common = dict(delta=delta, n_thresholds=n_thresholds, random_state=seed)
 
@@ -779,5 +785,5 @@ def _compact(v: Any) -> str:
     if isinstance(v, float):
         return _fmt(v)
     if isinstance(v, (list, tuple, dict)):
-        return json.dumps(_jsonable(v))[:300]
+        return json.dumps(to_jsonable(v))[:300]
     return str(v)
