@@ -1,22 +1,44 @@
-"""The paper's evaluation protocol on cached arrays."""
+"""The paper's evaluation protocol on cached arrays.
 
-from skctd.evaluation._protocol import (
+Every function of this package takes plain arrays -- labels, probe scores, expert scores,
+delegation-value (DV) predictions, group labels -- so a full protocol runs in
+seconds once the activations and the expert scores are cached:
+
+- :func:`budget_sweep`: AUROC, accuracy, realised delegation rate and mean
+  delegation value of the delegated rows per method and budget (Figures 3-4);
+- :func:`validate_guarantee`: realised delegation rates over many random
+  calibration/evaluation splits, budget-only vs Pareto LTT (Appendix D, Figure 11);
+- :func:`group_analysis` / :func:`group_table`: per-group delegation rates and
+  mean delegation values (Table 1);
+- :func:`dv_ranking_curve`: mean delegation value of the top-k rows by each signal
+  vs k/N (Figure 5);
+- :func:`binary_vs_continuous`: DV probes trained on the binary vs the continuous
+  delegation value (Appendix A).
+
+The protocol: the test pool is split into a calibration half and an evaluation
+half. The calibrated methods (CTD on the DV signal, "Unc. calibrated" on the
+uncertainty signal whose ECDF comes from the calibration half's probe scores)
+calibrate on the calibration half and are scored on the evaluation half; the
+batched top-k baselines run on the evaluation half as a stream, in its order.
+A model predicts the positive class when its score is ``>= 0.5``.
+
+Results are small dataclasses holding a tidy table (a dict of equal-length
+columns); ``to_frame()`` returns a :class:`pandas.DataFrame` (the ``report``
+extra) and ``to_dict()`` a JSON-serialisable dict.
+"""
+
+from skctd.evaluation._binary import BinaryContinuousResult, binary_vs_continuous
+from skctd.evaluation._groups import GroupResult, group_analysis, group_table
+from skctd.evaluation._guarantee import GuaranteeResult, validate_guarantee
+from skctd.evaluation._metrics import cascade_metrics
+from skctd.evaluation._ranking import RankingCurveResult, dv_ranking_curve
+from skctd.evaluation._splits import calibration_masks
+from skctd.evaluation._sweep import (
     DEFAULT_ALPHAS,
     METHOD_LABELS,
     METHODS,
-    BinaryContinuousResult,
-    GroupResult,
-    GuaranteeResult,
-    RankingCurveResult,
     SweepResult,
-    binary_vs_continuous,
     budget_sweep,
-    calibration_masks,
-    cascade_metrics,
-    dv_ranking_curve,
-    group_analysis,
-    group_table,
-    validate_guarantee,
 )
 
 __all__ = [
