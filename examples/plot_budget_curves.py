@@ -110,11 +110,11 @@ for ax, (title, expert) in zip(
     sweep = budget_sweep(
         y_pool, p, e, dv, alphas=alphas, delta=delta, batch_sizes=[128], n_repeats=20
     )
-    BudgetCurveDisplay.from_results(
+    BudgetCurveDisplay.from_result(
         sweep,
         metric="accuracy",
         ax=ax,
-        title=f"{title} (effective capacity {sweep.effective_capacity:.0%})",
+        name=f"{title} (effective capacity {sweep.effective_capacity:.0%})",
         legend=ax is axes[0],
     )
     print(f"{title}: effective delegation capacity {sweep.effective_capacity:.3f}")
@@ -152,8 +152,7 @@ for ax, (title, expert) in zip(
     v = delegation_value(y_pool, p, e)
     signals = {"DV probe": dv, "Uncertainty": uncertainty_signal(p, p)}
     ranking = dv_ranking_curve(v, signals)
-    DVRankingDisplay.from_results(ranking, ax=ax)
-    ax.set_title(title)
+    DVRankingDisplay.from_result(ranking, ax=ax, name=title)
     j = int(np.argmin(np.abs(ranking.fractions - 0.2)))
     print(
         f"{title}: mean v of the top 20% by DV {ranking.curves['DV probe'][j]:+.3f}, "
@@ -177,7 +176,7 @@ groups = np.where(
 )
 p, e, dv = pools["weak expert"]
 table = group_analysis(y_pool, p, e, dv, groups, alpha=0.2, delta=delta)
-GroupTableDisplay.from_results(table)
+GroupTableDisplay.from_result(table)
 for g in range(len(table.table["group"])):
     print(
         f"{table.table['group'][g]:>15s}: mean v {table.table['mean_v_all'][g]:+.3f}; "
@@ -196,7 +195,7 @@ for g in range(len(table.table["group"])):
 cascade, p, e, dv = score_pool(strong_expert)
 check = validate_guarantee(y_pool, p, e, dv, alpha=0.3, delta=delta, n_splits=200)
 print(check.summary())
-GuaranteeDisplay.from_results(check)
+GuaranteeDisplay.from_result(check)
 
 # %%
 # The realised rates on the evaluation halves mix two sources of randomness: the

@@ -100,11 +100,11 @@ print(f"expert calls at test time: {routed.expert_report.n_rows}")
 # ``calibration_`` holds the whole Learn-then-Test calibration: the candidate
 # thresholds, their binomial p-values, the Pareto front of (delegation rate, error
 # rate) on the optimisation split, and the certified thresholds.
-# :class:`~skctd.plotting.CalibrationDisplay` draws it.
-from skctd.plotting import CalibrationDisplay
+# :class:`~skctd.plotting.ThresholdSelectionDisplay` draws it.
+from skctd.plotting import ThresholdSelectionDisplay
 
 print(cascade.calibration_.summary())
-CalibrationDisplay.from_estimator(cascade)
+ThresholdSelectionDisplay.from_estimator(cascade)
 
 # %%
 # Where does the cascade delegate? Mostly in the flipped region, where the expert

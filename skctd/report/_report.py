@@ -233,10 +233,10 @@ class CascadeEvaluation:
 
         from skctd.plotting import (
             BudgetCurveDisplay,
-            CalibrationDisplay,
             DVRankingDisplay,
             GroupTableDisplay,
             GuaranteeDisplay,
+            ThresholdSelectionDisplay,
         )
 
         files: dict[str, str] = {}
@@ -249,27 +249,27 @@ class CascadeEvaluation:
 
         fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
         for ax, metric in zip(axes, ("auroc", "accuracy", "delegation_rate"), strict=True):
-            BudgetCurveDisplay.from_results(
+            BudgetCurveDisplay.from_result(
                 self.sweep, metric=metric, ax=ax, legend=metric == "auroc"
             )
         axes[2].plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":")
         save(fig, "budget_curves.png")
 
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        GuaranteeDisplay.from_results(self.guarantee, ax=ax)
+        GuaranteeDisplay.from_result(self.guarantee, ax=ax)
         save(fig, "guarantee.png")
 
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        DVRankingDisplay.from_results(self.ranking, ax=ax)
+        DVRankingDisplay.from_result(self.ranking, ax=ax)
         save(fig, "dv_ranking.png")
 
-        CalibrationDisplay.from_result(self.calibration)
-        save(plt.gcf(), "calibration.png")
+        disp = ThresholdSelectionDisplay.from_result(self.calibration)
+        save(disp.figure_, "calibration.png")
 
         if self.groups is not None:
             n = len(self.groups.table["group"])
             fig, ax = plt.subplots(figsize=(9, 1.0 + 0.45 * (n + 1)))
-            GroupTableDisplay.from_results(self.groups, ax=ax)
+            GroupTableDisplay.from_result(self.groups, ax=ax)
             save(fig, "groups.png")
         return files
 
