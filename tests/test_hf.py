@@ -1,4 +1,5 @@
-"""The shared Hugging Face plumbing (skctd/_hf.py) and the disk cache (skctd/_cache.py)."""
+"""The Hugging Face plumbing of skctd.llm (loading, rendering, batching), the disk
+cache, and the one input rule of skctd.utils.check_inputs."""
 
 import multiprocessing
 import os
@@ -6,14 +7,15 @@ import os
 import numpy as np
 import pytest
 
-from skctd.llm._cache import DiskCache, text_hash
-from skctd.llm._hf import (
-    check_inputs,
+from skctd.llm import (
+    DiskCache,
     dedupe,
     length_sorted_batches,
     progress_bar,
     render_texts,
+    text_hash,
 )
+from skctd.utils import check_inputs
 
 # -- inputs ----------------------------------------------------------------------
 
@@ -37,11 +39,12 @@ def test_check_inputs_accepts_lists_arrays_series():
     [
         (["a", None], r"X\[1\] is missing"),
         ([float("nan")], r"X\[0\] is missing"),
-        (["a", ""], r"X\[1\] is an empty string"),
+        (["a", ""], r"X\[1\] is an empty or whitespace-only string"),
+        (["a", " \n\t"], r"X\[1\] is an empty or whitespace-only string"),
         (["a", [{"role": "user", "content": "x"}]], r"X\[0\] is a text and X\[1\]"),
         ([[{"role": "user", "content": "x"}], "a"], r"X\[0\] is a conversation"),
-        ([[{"role": "user", "content": 3}]], r"X\[0\]\[0\] is not a message"),
-        ([["hello"]], r"X\[0\]\[0\] is not a message"),
+        ([[{"role": "user", "content": 3}]], r"X\[0\]: message 0 must be a dict"),
+        ([["hello"]], r"X\[0\]: message 0 must be a dict"),
         ([[]], r"empty conversation"),
         ([b"bytes"], r"X\[0\] is a bytes"),
         ("abc", r"wrap it in a list"),
@@ -57,7 +60,7 @@ def test_check_inputs_errors_name_the_row(X, match):
 def test_check_inputs_allow_mixed():
     conv = [{"role": "user", "content": "x"}]
     assert check_inputs(["a", conv], allow_mixed=True) == ["a", conv]
-    with pytest.raises(ValueError, match="empty string"):
+    with pytest.raises(ValueError, match="empty or whitespace-only string"):
         check_inputs(["a", conv, ""], allow_mixed=True)
 
 
@@ -235,7 +238,7 @@ def test_disk_cache_bad_arguments(tmp_path):
 
 def test_device_and_dtype():
     torch = pytest.importorskip("torch")
-    from skctd.llm._hf import resolve_device, resolve_dtype
+    from skctd.llm import resolve_device, resolve_dtype
 
     auto = resolve_device("auto")
     assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -256,7 +259,7 @@ def test_device_and_dtype():
 
 
 def test_load_model_is_shared_and_padded(tiny_llama_path, minilm_path):
-    from skctd.llm._hf import load_model
+    from skctd.llm import load_model
 
     tok, model = load_model(tiny_llama_path, device="cpu", dtype="float32")
     assert load_model(tiny_llama_path, device="cpu", dtype="float32")[1] is model
@@ -273,7 +276,7 @@ def test_load_model_is_shared_and_padded(tiny_llama_path, minilm_path):
 
 
 def test_find_packaged_model():
-    from skctd.llm._hf import find_packaged_model
+    from skctd.llm import find_packaged_model
 
     with pytest.raises(ValueError, match="not a packaged model"):
         find_packaged_model("gpt-5")

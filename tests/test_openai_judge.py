@@ -433,14 +433,15 @@ def test_bad_parameters_raise_clear_errors(server, params, match):
 @pytest.mark.parametrize(
     "X, match",
     [
-        (["ok", ""], "Row 1 of X is an empty string"),
-        (["ok", None], "Row 1 of X must be a non-empty string or a conversation"),
-        ([[{"role": "user"}]], "Row 0 of X: message 0"),
-        ("a single string", "not a single str"),
+        (["ok", ""], r"X\[1\] is an empty or whitespace-only string"),
+        (["ok", " "], r"X\[1\] is an empty or whitespace-only string"),
+        (["ok", None], r"X\[1\] is missing"),
+        ([[{"role": "user"}]], r"X\[0\]: message 0 must be a dict"),
+        ("a single string", "wrap it in a list"),
     ],
 )
 def test_bad_inputs_raise_naming_the_row(server, X, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         judge_for(server, on_error="fallback").score(X)
 
 

@@ -1,5 +1,6 @@
 """Helpers shared by every layer: input validation and optional imports."""
 
+from skctd.utils._inputs import check_input, check_inputs, is_conversation
 from skctd.utils._optional import import_optional
 from skctd.utils._validation import (
     check_binary_labels,
@@ -14,8 +15,11 @@ __all__ = [
     "check_binary_labels",
     "check_budgets",
     "check_fraction",
+    "check_input",
+    "check_inputs",
     "check_positive_int",
     "check_same_length",
     "check_scores",
     "import_optional",
+    "is_conversation",
 ]
