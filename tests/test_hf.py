@@ -287,3 +287,110 @@ def test_find_packaged_model():
     else:
         assert kwargs == {"gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
         assert os.path.exists(os.path.join(path, kwargs["gguf_file"]))
+
+
+# -- one copy of the weights for features and judgements ------------------------------
+
+
+def _count_loads(monkeypatch):
+    """Count from_pretrained calls of AutoModel / AutoModelForCausalLM."""
+    import transformers
+
+    calls = []
+    for auto in (transformers.AutoModel, transformers.AutoModelForCausalLM):
+        real = auto.from_pretrained.__func__
+
+        def counted(cls, *args, _real=real, _name=auto.__name__, **kwargs):
+            calls.append(_name)
+            return _real(cls, *args, **kwargs)
+
+        monkeypatch.setattr(auto, "from_pretrained", classmethod(counted))
+    return calls
+
+
+@pytest.mark.llm
+def test_features_and_judge_share_one_copy_of_a_decoder(tiny_llama_path, monkeypatch):
+    """A decoder checkpoint is loaded once, as a causal LM; its base model serves the
+    hidden states, with the very same features as a separately loaded AutoModel."""
+    torch = pytest.importorskip("torch")
+    import transformers
+
+    from skctd import ActivationTransformer, TransformersJudge
+    from skctd.llm import clear_model_cache, load_model
+
+    texts = ["How do I bake bread at home?", "hello", "Call the weather tool."]
+    clear_model_cache()
+    calls = _count_loads(monkeypatch)
+    encoder = ActivationTransformer(
+        tiny_llama_path, layer=[1, -1], device="cpu", dtype="float32", progress=False
+    )
+    judge = TransformersJudge(tiny_llama_path, device="cpu", dtype="float32")
+    Z = encoder.transform(texts)
+    scores = judge.score(texts)
+    assert calls == ["AutoModelForCausalLM"]  # one load for both
+    _, base = load_model(tiny_llama_path, device="cpu", dtype="float32")
+    _, lm = load_model(tiny_llama_path, kind="causal_lm", device="cpu", dtype="float32")
+    assert base is lm.base_model and type(base).__name__ == "LlamaModel"
+    assert judge._load()["model"] is lm
+    monkeypatch.undo()
+
+    # bit-identical to features from a separately loaded AutoModel
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_llama_path)
+    alone = transformers.AutoModel.from_pretrained(
+        tiny_llama_path, dtype=torch.float32
+    ).eval()
+    assert type(alone) is type(base) and alone is not base
+    monkeypatch.setattr(
+        "skctd.llm._loading.load_model", lambda *a, **k: (tokenizer, alone)
+    )
+    separate = ActivationTransformer(
+        tiny_llama_path, layer=[1, -1], device="cpu", dtype="float32", progress=False
+    )
+    np.testing.assert_array_equal(separate.transform(texts), Z)
+    monkeypatch.undo()
+    # the encoder's hooks are gone: the judge reads the shared model as before
+    np.testing.assert_array_equal(judge.score(texts), scores)
+    fresh = TransformersJudge(
+        tiny_llama_path, device="cpu", dtype="float32", cache=False
+    )
+    np.testing.assert_array_equal(fresh.score(texts), scores)
+
+
+@pytest.mark.llm
+def test_shared_model_used_from_two_threads(tiny_llama_path):
+    """The encoder's hooks act on its own thread only: a judge scoring at the same
+    time on the shared weights gets exactly its usual scores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skctd import ActivationTransformer, TransformersJudge
+
+    texts = ["How do I bake bread at home?", "hello", "Call the weather tool."] * 3
+    encoder = ActivationTransformer(
+        tiny_llama_path,
+        layer=1,
+        device="cpu",
+        dtype="float32",
+        progress=False,
+        batch_size=1,
+    )
+    judge = TransformersJudge(
+        tiny_llama_path, device="cpu", dtype="float32", cache=False, batch_size=1
+    )
+    Z, scores = encoder.transform(texts), judge.score(texts)
+    with ThreadPoolExecutor(2) as pool:
+        features = [pool.submit(encoder.transform, texts) for _ in range(5)]
+        judged = [pool.submit(judge.score, texts) for _ in range(5)]
+        for f in features:
+            np.testing.assert_array_equal(f.result(), Z)
+        for j in judged:
+            np.testing.assert_array_equal(j.result(), scores)
+
+
+@pytest.mark.llm
+def test_an_encoder_is_not_loaded_as_a_causal_lm(minilm_path, monkeypatch):
+    from skctd.llm import clear_model_cache, load_model
+
+    clear_model_cache()
+    calls = _count_loads(monkeypatch)
+    _, model = load_model(minilm_path, device="cpu", dtype="float32")
+    assert type(model).__name__ == "BertModel" and calls == ["AutoModel"]

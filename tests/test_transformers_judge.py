@@ -248,10 +248,14 @@ def test_disk_cache_survives_an_interrupted_run(judge_llama_path, tmp_path, monk
         judge.score(TEXTS[:4])
     monkeypatch.undo()
     fresh = make_judge(judge_llama_path, cache_dir=str(tmp_path), batch_size=1)
+    cached = fresh.cached_scores(TEXTS[:4])  # what is on disk; nothing computed
+    assert np.isfinite(cached).sum() == 2
     scores, report = fresh.score_with_report(TEXTS[:4])
     assert report.n_cache_hits == 2 and report.n_requests == 2
     reference = make_judge(judge_llama_path, batch_size=1, cache=False).score(TEXTS[:4])
     np.testing.assert_allclose(scores, reference, atol=1e-6)
+    done = np.isfinite(cached)
+    np.testing.assert_array_equal(cached[done], scores[done])
 
 
 def test_failed_forward_follows_on_error(judge_llama_path, monkeypatch):

@@ -37,7 +37,10 @@ def _parse_inputs(
     """One input under the rule of :func:`skctd.utils.check_input`."""
     if json_cells and isinstance(value, str):
         value = _decode_conversation(value)
-    row = check_input(value, name=f"{where}: field {field!r}")
+    try:
+        row = check_input(value, name=f"{where}: field {field!r}")
+    except TypeError as exc:  # a bad file is a ValueError, whatever the cell holds
+        raise ValueError(str(exc)) from None
     if isinstance(row, str):
         return row
     return [{"role": m["role"], "content": m["content"]} for m in row]

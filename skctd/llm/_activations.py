@@ -16,8 +16,7 @@ from skctd.llm._batching import dedupe, length_sorted_batches, progress_bar
 from skctd.llm._device import resolve_device, resolve_dtype
 from skctd.llm._loading import load_config, load_tokenizer, resolve_model
 from skctd.llm._render import render_texts, uses_chat_template
-from skctd.utils._inputs import check_inputs
-from skctd.utils._optional import import_optional
+from skctd.utils import check_inputs, import_optional
 
 __all__ = ["ActivationTransformer"]
 

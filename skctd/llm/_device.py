@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skctd.utils._optional import import_optional
+from skctd.utils import import_optional
 
 __all__ = ["resolve_device", "resolve_dtype"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from skctd.llm._device import resolve_device, resolve_dtype
-from skctd.utils._optional import import_optional
+from skctd.utils import import_optional
 
 __all__ = [
     "clear_model_cache",

@@ -29,7 +29,7 @@ from skctd.llm import (
     render_texts,
     resolve_model,
 )
-from skctd.utils._optional import import_optional
+from skctd.utils import import_optional
 
 __all__ = ["TransformersJudge"]
 
