@@ -251,6 +251,18 @@ def test_cache_hit_needs_no_model(tiny_llama_path, tmp_path, monkeypatch):
         again.set_params(layer=[1, 3], pooling="last", max_length=512)
 
 
+def test_get_tokenizer_is_the_one_used(tiny_llama_path, minilm_path):
+    from skctd.llm import has_chat_template
+
+    enc = make(tiny_llama_path)
+    tokenizer = enc.get_tokenizer()
+    assert has_chat_template(tokenizer)
+    assert load_model(tiny_llama_path, device="cpu", dtype="float32")[0] is tokenizer
+    assert not has_chat_template(make(minilm_path).get_tokenizer())
+    with pytest.raises(ValueError, match="pooling"):
+        make(tiny_llama_path, pooling="median").get_tokenizer()
+
+
 def test_clone_pickle_carry_no_weights(tiny_llama_path):
     enc = make(tiny_llama_path, layer=2)
     Z = enc.fit_transform(TEXTS)

@@ -14,6 +14,7 @@ from skctd.llm import (
     progress_bar,
     render_texts,
     text_hash,
+    uses_chat_template,
 )
 from skctd.utils import check_inputs
 
@@ -159,7 +160,11 @@ def test_render_texts_modes():
     ]
     with pytest.raises(ValueError, match="chat_template must be"):
         render_texts(["a"], tok, chat_template=3)
+    assert uses_chat_template(conv, tok) and not uses_chat_template("a", tok)
+    assert uses_chat_template("a", tok, True) and uses_chat_template("a", tok, "{{x}}")
+    assert not uses_chat_template(conv, tok, False)
     tok.chat_template = None
+    assert not uses_chat_template(conv, tok)
     # "auto" without a template (e.g. BERT): 'role: content' lines
     assert render_texts([conv], tok) == ["user: hi"]
     with pytest.raises(ValueError, match="has none; pass chat_template=False"):

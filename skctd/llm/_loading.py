@@ -350,7 +350,9 @@ def load_model(
         The base model (hidden states, what ``AutoModel`` loads) or the causal LM
         (logits, ``AutoModelForCausalLM``). For a decoder-only checkpoint (saved as
         a causal LM, or a GGUF file) ``"base"`` returns the base model *inside*
-        the causal LM: one copy of the weights serves both kinds.
+        the causal LM: one copy of the weights serves both kinds (the output head
+        is loaded too; it costs memory only when it is not tied to the input
+        embeddings).
     device, dtype : str or torch objects, default="auto"
         See :func:`resolve_device` and :func:`resolve_dtype`.
     model_kwargs : dict, optional

@@ -158,7 +158,9 @@ class OpenAIJudge(BaseJudge):
         Keep scores in memory (never pickled) keyed by base URL, model, prompt,
         labels and text, so an input is scored once per process.
     cache_dir : str or None, default=None
-        Also keep scores on disk in this folder (shared between processes).
+        Also keep scores on disk in this folder (shared between processes). Each
+        row is written as soon as its answer is read, so an interrupted run keeps
+        what it got.
     extra_body : dict or None, default=None
         Extra fields merged into every request body (e.g. ``{"seed": 0}``).
     on_error : {"raise", "fallback"}, default="raise"

@@ -96,7 +96,8 @@ class TransformersJudge(BaseJudge):
     cache : bool, default=True
         Keep scores in memory (never pickled).
     cache_dir : str or None, default=None
-        Also keep scores on disk in this folder.
+        Also keep scores on disk in this folder, written after each batch (an
+        interrupted run keeps what it scored).
     progress : bool, default=False
         Show a progress bar over batches.
     on_error : {"raise", "fallback"}, default="raise"
