@@ -99,8 +99,9 @@ def naive(torch, tokenizer, model, texts, layer, max_length, batch_size):
 
 def bench_model(key: str, args, torch) -> dict:
     from skctd import ActivationTransformer
+    from skctd.llm import load_model, render_texts
     from skctd.llm._activations import _find_blocks
-    from skctd.llm._hf import check_inputs, load_model, render_texts
+    from skctd.utils import check_inputs
 
     name, layer = MODELS[key]
     if args.layer is not None:
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from skctd.llm._hf import resolve_device, resolve_dtype
+    from skctd.llm import resolve_device, resolve_dtype
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

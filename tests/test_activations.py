@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from skctd import ActivationTransformer  # noqa: E402
-from skctd.llm._hf import clear_model_cache, load_model  # noqa: E402
+from skctd.llm import clear_model_cache, load_model  # noqa: E402
 
 pytestmark = pytest.mark.llm
 
@@ -235,7 +235,7 @@ def test_cache_hit_needs_no_model(tiny_llama_path, tmp_path, monkeypatch):
         raise AssertionError("the model was loaded on a cache hit")
 
     clear_model_cache()
-    monkeypatch.setattr("skctd.llm._hf.load_model", no_model)
+    monkeypatch.setattr("skctd.llm._loading.load_model", no_model)
     again = make(tiny_llama_path, layer=[1, 3], pooling="last", cache=tmp_path)
     np.testing.assert_array_equal(again.transform(TEXTS[::-1]), Z[::-1])
     np.testing.assert_array_equal(again.transform(CONVERSATIONS), Zc)
@@ -249,6 +249,18 @@ def test_cache_hit_needs_no_model(tiny_llama_path, tmp_path, monkeypatch):
         with pytest.raises(AssertionError, match="cache hit"):
             again.set_params(**params).transform(TEXTS[:1])
         again.set_params(layer=[1, 3], pooling="last", max_length=512)
+
+
+def test_get_tokenizer_is_the_one_used(tiny_llama_path, minilm_path):
+    from skctd.llm import has_chat_template
+
+    enc = make(tiny_llama_path)
+    tokenizer = enc.get_tokenizer()
+    assert has_chat_template(tokenizer)
+    assert load_model(tiny_llama_path, device="cpu", dtype="float32")[0] is tokenizer
+    assert not has_chat_template(make(minilm_path).get_tokenizer())
+    with pytest.raises(ValueError, match="pooling"):
+        make(tiny_llama_path, pooling="median").get_tokenizer()
 
 
 def test_clone_pickle_carry_no_weights(tiny_llama_path):
@@ -314,11 +326,12 @@ def test_pipeline_and_cascade_featurizer(minilm_path):
 @pytest.mark.parametrize(
     "X, match",
     [
-        (["ok", ""], r"X\[1\] is an empty string"),
+        (["ok", ""], r"X\[1\] is an empty or whitespace-only string"),
+        (["ok", "  "], r"X\[1\] is an empty or whitespace-only string"),
         (["ok", None], r"X\[1\] is missing"),
         (["ok", float("nan")], r"X\[1\] is missing"),
         (["ok", [{"role": "user", "content": "hi"}]], r"mixes texts and conversations"),
-        ([[{"role": "user"}]], r"X\[0\]\[0\] is not a message"),
+        ([[{"role": "user"}]], r"X\[0\]: message 0 must be a dict"),
         ([[]], r"X\[0\] is an empty conversation"),
         ("just one text", r"wrap it in a list"),
         ([3], r"X\[0\] is a int"),
@@ -353,9 +366,9 @@ def test_bad_params(tiny_llama_path, params, match):
 def test_empty_input_and_missing_dependency(tiny_llama_path, monkeypatch):
     Z = make(tiny_llama_path, layer=[1, 2]).transform([])
     assert Z.shape == (0, 128)
-    import skctd.llm._activations as act
+    import skctd.llm._loading as loading
 
-    monkeypatch.setattr(act, "_CONFIG_CACHE", {})
+    monkeypatch.setattr(loading, "_CONFIG_CACHE", {})
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ImportError, match=r"skctd\[llm\]"):
         make(tiny_llama_path).fit(["hello"])

@@ -24,7 +24,7 @@ def test_read_jsonl_text_and_conversation(tmp_path):
 @pytest.mark.parametrize(
     ("row", "msg"),
     [({"inputs": "x"}, "line 2: missing field 'label'"), ({"inputs": "x", "label": 2}, "line 2: field 'label' must be 0 or 1"),
-     ({"inputs": " ", "label": 1}, "line 2: field 'inputs' is empty"), ({"label": 1}, "line 2: missing field 'inputs'")],
+     ({"inputs": " ", "label": 1}, "line 2: field 'inputs' is an empty or whitespace-only string"), ({"label": 1}, "line 2: missing field 'inputs'")],
 )
 def test_errors_name_line_and_field(tmp_path, row, msg):
     p = _write(tmp_path, [{"inputs": "ok", "label": 0}, row])

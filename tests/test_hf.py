@@ -1,4 +1,5 @@
-"""The shared Hugging Face plumbing (skctd/_hf.py) and the disk cache (skctd/_cache.py)."""
+"""The Hugging Face plumbing of skctd.llm (loading, rendering, batching), the disk
+cache, and the one input rule of skctd.utils.check_inputs."""
 
 import multiprocessing
 import os
@@ -6,14 +7,16 @@ import os
 import numpy as np
 import pytest
 
-from skctd.llm._cache import DiskCache, text_hash
-from skctd.llm._hf import (
-    check_inputs,
+from skctd.llm import (
+    DiskCache,
     dedupe,
     length_sorted_batches,
     progress_bar,
     render_texts,
+    text_hash,
+    uses_chat_template,
 )
+from skctd.utils import check_inputs
 
 # -- inputs ----------------------------------------------------------------------
 
@@ -37,11 +40,12 @@ def test_check_inputs_accepts_lists_arrays_series():
     [
         (["a", None], r"X\[1\] is missing"),
         ([float("nan")], r"X\[0\] is missing"),
-        (["a", ""], r"X\[1\] is an empty string"),
+        (["a", ""], r"X\[1\] is an empty or whitespace-only string"),
+        (["a", " \n\t"], r"X\[1\] is an empty or whitespace-only string"),
         (["a", [{"role": "user", "content": "x"}]], r"X\[0\] is a text and X\[1\]"),
         ([[{"role": "user", "content": "x"}], "a"], r"X\[0\] is a conversation"),
-        ([[{"role": "user", "content": 3}]], r"X\[0\]\[0\] is not a message"),
-        ([["hello"]], r"X\[0\]\[0\] is not a message"),
+        ([[{"role": "user", "content": 3}]], r"X\[0\]: message 0 must be a dict"),
+        ([["hello"]], r"X\[0\]: message 0 must be a dict"),
         ([[]], r"empty conversation"),
         ([b"bytes"], r"X\[0\] is a bytes"),
         ("abc", r"wrap it in a list"),
@@ -57,7 +61,7 @@ def test_check_inputs_errors_name_the_row(X, match):
 def test_check_inputs_allow_mixed():
     conv = [{"role": "user", "content": "x"}]
     assert check_inputs(["a", conv], allow_mixed=True) == ["a", conv]
-    with pytest.raises(ValueError, match="empty string"):
+    with pytest.raises(ValueError, match="empty or whitespace-only string"):
         check_inputs(["a", conv, ""], allow_mixed=True)
 
 
@@ -156,7 +160,11 @@ def test_render_texts_modes():
     ]
     with pytest.raises(ValueError, match="chat_template must be"):
         render_texts(["a"], tok, chat_template=3)
+    assert uses_chat_template(conv, tok) and not uses_chat_template("a", tok)
+    assert uses_chat_template("a", tok, True) and uses_chat_template("a", tok, "{{x}}")
+    assert not uses_chat_template(conv, tok, False)
     tok.chat_template = None
+    assert not uses_chat_template(conv, tok)
     # "auto" without a template (e.g. BERT): 'role: content' lines
     assert render_texts([conv], tok) == ["user: hi"]
     with pytest.raises(ValueError, match="has none; pass chat_template=False"):
@@ -235,7 +243,7 @@ def test_disk_cache_bad_arguments(tmp_path):
 
 def test_device_and_dtype():
     torch = pytest.importorskip("torch")
-    from skctd.llm._hf import resolve_device, resolve_dtype
+    from skctd.llm import resolve_device, resolve_dtype
 
     auto = resolve_device("auto")
     assert auto.type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -256,7 +264,7 @@ def test_device_and_dtype():
 
 
 def test_load_model_is_shared_and_padded(tiny_llama_path, minilm_path):
-    from skctd.llm._hf import load_model
+    from skctd.llm import load_model
 
     tok, model = load_model(tiny_llama_path, device="cpu", dtype="float32")
     assert load_model(tiny_llama_path, device="cpu", dtype="float32")[1] is model
@@ -273,7 +281,7 @@ def test_load_model_is_shared_and_padded(tiny_llama_path, minilm_path):
 
 
 def test_find_packaged_model():
-    from skctd.llm._hf import find_packaged_model
+    from skctd.llm import find_packaged_model
 
     with pytest.raises(ValueError, match="not a packaged model"):
         find_packaged_model("gpt-5")
@@ -284,3 +292,110 @@ def test_find_packaged_model():
     else:
         assert kwargs == {"gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
         assert os.path.exists(os.path.join(path, kwargs["gguf_file"]))
+
+
+# -- one copy of the weights for features and judgements ------------------------------
+
+
+def _count_loads(monkeypatch):
+    """Count from_pretrained calls of AutoModel / AutoModelForCausalLM."""
+    import transformers
+
+    calls = []
+    for auto in (transformers.AutoModel, transformers.AutoModelForCausalLM):
+        real = auto.from_pretrained.__func__
+
+        def counted(cls, *args, _real=real, _name=auto.__name__, **kwargs):
+            calls.append(_name)
+            return _real(cls, *args, **kwargs)
+
+        monkeypatch.setattr(auto, "from_pretrained", classmethod(counted))
+    return calls
+
+
+@pytest.mark.llm
+def test_features_and_judge_share_one_copy_of_a_decoder(tiny_llama_path, monkeypatch):
+    """A decoder checkpoint is loaded once, as a causal LM; its base model serves the
+    hidden states, with the very same features as a separately loaded AutoModel."""
+    torch = pytest.importorskip("torch")
+    import transformers
+
+    from skctd import ActivationTransformer, TransformersJudge
+    from skctd.llm import clear_model_cache, load_model
+
+    texts = ["How do I bake bread at home?", "hello", "Call the weather tool."]
+    clear_model_cache()
+    calls = _count_loads(monkeypatch)
+    encoder = ActivationTransformer(
+        tiny_llama_path, layer=[1, -1], device="cpu", dtype="float32", progress=False
+    )
+    judge = TransformersJudge(tiny_llama_path, device="cpu", dtype="float32")
+    Z = encoder.transform(texts)
+    scores = judge.score(texts)
+    assert calls == ["AutoModelForCausalLM"]  # one load for both
+    _, base = load_model(tiny_llama_path, device="cpu", dtype="float32")
+    _, lm = load_model(tiny_llama_path, kind="causal_lm", device="cpu", dtype="float32")
+    assert base is lm.base_model and type(base).__name__ == "LlamaModel"
+    assert judge._load()["model"] is lm
+    monkeypatch.undo()
+
+    # bit-identical to features from a separately loaded AutoModel
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_llama_path)
+    alone = transformers.AutoModel.from_pretrained(
+        tiny_llama_path, dtype=torch.float32
+    ).eval()
+    assert type(alone) is type(base) and alone is not base
+    monkeypatch.setattr(
+        "skctd.llm._loading.load_model", lambda *a, **k: (tokenizer, alone)
+    )
+    separate = ActivationTransformer(
+        tiny_llama_path, layer=[1, -1], device="cpu", dtype="float32", progress=False
+    )
+    np.testing.assert_array_equal(separate.transform(texts), Z)
+    monkeypatch.undo()
+    # the encoder's hooks are gone: the judge reads the shared model as before
+    np.testing.assert_array_equal(judge.score(texts), scores)
+    fresh = TransformersJudge(
+        tiny_llama_path, device="cpu", dtype="float32", cache=False
+    )
+    np.testing.assert_array_equal(fresh.score(texts), scores)
+
+
+@pytest.mark.llm
+def test_shared_model_used_from_two_threads(tiny_llama_path):
+    """The encoder's hooks act on its own thread only: a judge scoring at the same
+    time on the shared weights gets exactly its usual scores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skctd import ActivationTransformer, TransformersJudge
+
+    texts = ["How do I bake bread at home?", "hello", "Call the weather tool."] * 3
+    encoder = ActivationTransformer(
+        tiny_llama_path,
+        layer=1,
+        device="cpu",
+        dtype="float32",
+        progress=False,
+        batch_size=1,
+    )
+    judge = TransformersJudge(
+        tiny_llama_path, device="cpu", dtype="float32", cache=False, batch_size=1
+    )
+    Z, scores = encoder.transform(texts), judge.score(texts)
+    with ThreadPoolExecutor(2) as pool:
+        features = [pool.submit(encoder.transform, texts) for _ in range(5)]
+        judged = [pool.submit(judge.score, texts) for _ in range(5)]
+        for f in features:
+            np.testing.assert_array_equal(f.result(), Z)
+        for j in judged:
+            np.testing.assert_array_equal(j.result(), scores)
+
+
+@pytest.mark.llm
+def test_an_encoder_is_not_loaded_as_a_causal_lm(minilm_path, monkeypatch):
+    from skctd.llm import clear_model_cache, load_model
+
+    clear_model_cache()
+    calls = _count_loads(monkeypatch)
+    _, model = load_model(minilm_path, device="cpu", dtype="float32")
+    assert type(model).__name__ == "BertModel" and calls == ["AutoModel"]

@@ -351,6 +351,34 @@ def test_disk_cache_is_shared_between_judges(server, tmp_path):
     assert len(server.requests) == 2
 
 
+def test_each_row_is_cached_as_soon_as_it_is_read(server, tmp_path, monkeypatch):
+    """An interrupted run keeps the rows it already read; a rerun asks only the rest."""
+    texts = [f"p=0.{i + 1} row {i}" for i in range(6)]
+    judge = judge_for(server, cache_dir=str(tmp_path), max_concurrency=1)
+    real = judge._judge_one
+
+    def interrupted(messages, positive, negative):
+        if "row 3" in messages[-1]["content"]:
+            raise KeyboardInterrupt  # not an Exception: nothing catches it
+        return real(messages, positive, negative)
+
+    monkeypatch.setattr(judge, "_judge_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        judge.score(texts)
+    server.reset()
+    fresh = judge_for(server, cache_dir=str(tmp_path))
+    cached = fresh.cached_scores(texts)  # reads the cache, sends nothing
+    np.testing.assert_allclose(cached[:3], [0.1, 0.2, 0.3], atol=1e-12)
+    assert np.isnan(cached[3:]).all() and server.requests == []
+    scores, report = fresh.score_with_report(texts)
+    np.testing.assert_allclose(scores, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], atol=1e-12)
+    assert report.n_cache_hits == 3 and len(server.requests) == 3
+    assert all(
+        "row 3" in str(r) or "row 4" in str(r) or "row 5" in str(r)
+        for r in server.requests
+    )
+
+
 # -- secrets, pickles, clone, repr --------------------------------------------------------
 SECRET = "sk-test-5ecret-value-never-to-leak"
 
@@ -433,14 +461,15 @@ def test_bad_parameters_raise_clear_errors(server, params, match):
 @pytest.mark.parametrize(
     "X, match",
     [
-        (["ok", ""], "Row 1 of X is an empty string"),
-        (["ok", None], "Row 1 of X must be a non-empty string or a conversation"),
-        ([[{"role": "user"}]], "Row 0 of X: message 0"),
-        ("a single string", "not a single str"),
+        (["ok", ""], r"X\[1\] is an empty or whitespace-only string"),
+        (["ok", " "], r"X\[1\] is an empty or whitespace-only string"),
+        (["ok", None], r"X\[1\] is missing"),
+        ([[{"role": "user"}]], r"X\[0\]: message 0 must be a dict"),
+        ("a single string", "wrap it in a list"),
     ],
 )
 def test_bad_inputs_raise_naming_the_row(server, X, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         judge_for(server, on_error="fallback").score(X)
 
 

@@ -16,10 +16,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
-# the shared Hugging Face plumbing (skctd/_hf.py, owned by ActivationTransformer)
-pytest.importorskip(
-    "skctd.llm._hf", reason="skctd.llm._hf (shared HF plumbing) is not there yet"
-)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -176,9 +172,8 @@ def test_label_tokens_pool_every_surface_form(judge_llama_path):
 
 def test_prompt_ends_where_the_label_comes(judge_llama_path):
     judge = make_judge(judge_llama_path)
-    loaded = judge._load()
     settings = judge._check_params()
-    prompts = judge._prompts(TEXTS[4:], settings, loaded["tokenizer"])
+    prompts = judge._prompts(TEXTS[4:], settings)
     (prompt,) = prompts
     assert prompt.startswith("<|im_start|>system\n" + DEFAULT_SYSTEM_PROMPT)
     assert "user: how to make a bomb\nassistant: No." in prompt
@@ -187,8 +182,7 @@ def test_prompt_ends_where_the_label_comes(judge_llama_path):
 
 def test_without_chat_template(judge_llama_path):
     judge = make_judge(judge_llama_path, chat_template=False, system_prompt=None)
-    loaded = judge._load()
-    (prompt,) = judge._prompts(["hello"], judge._check_params(), loaded["tokenizer"])
+    (prompt,) = judge._prompts(["hello"], judge._check_params())
     assert prompt.endswith("Answer Yes or No.\nAnswer:")
     assert "<|im_start|>" not in prompt
     assert np.isfinite(judge.score(["hello"])).all()
@@ -196,14 +190,13 @@ def test_without_chat_template(judge_llama_path):
 
 def test_long_inputs_are_cut_in_the_middle(judge_llama_path):
     judge = make_judge(judge_llama_path, max_input_tokens=16)
-    loaded = judge._load()
     long_text = "hello world " * 50 + "how to make a bomb"
-    (prompt,) = judge._prompts([long_text], judge._check_params(), loaded["tokenizer"])
+    (prompt,) = judge._prompts([long_text], judge._check_params())
     assert "\n[...]\n" in prompt and prompt.count("hello") < 20
     assert "bomb" in prompt  # the end is kept
     assert prompt.endswith("<|im_start|>assistant\n")  # the question survives
     full = make_judge(judge_llama_path, max_input_tokens=None)
-    (whole,) = full._prompts([long_text], full._check_params(), loaded["tokenizer"])
+    (whole,) = full._prompts([long_text], full._check_params())
     assert whole.count("hello") == 50
 
 
@@ -255,17 +248,21 @@ def test_disk_cache_survives_an_interrupted_run(judge_llama_path, tmp_path, monk
         judge.score(TEXTS[:4])
     monkeypatch.undo()
     fresh = make_judge(judge_llama_path, cache_dir=str(tmp_path), batch_size=1)
+    cached = fresh.cached_scores(TEXTS[:4])  # what is on disk; nothing computed
+    assert np.isfinite(cached).sum() == 2
     scores, report = fresh.score_with_report(TEXTS[:4])
     assert report.n_cache_hits == 2 and report.n_requests == 2
     reference = make_judge(judge_llama_path, batch_size=1, cache=False).score(TEXTS[:4])
     np.testing.assert_allclose(scores, reference, atol=1e-6)
+    done = np.isfinite(cached)
+    np.testing.assert_array_equal(cached[done], scores[done])
 
 
 def test_failed_forward_follows_on_error(judge_llama_path, monkeypatch):
     judge = make_judge(judge_llama_path, batch_size=1, on_error="fallback")
     loaded = judge._load()
     model, tokenizer = loaded["model"], loaded["tokenizer"]
-    prompts = judge._prompts(TEXTS[:3], judge._check_params(), tokenizer)
+    prompts = judge._prompts(TEXTS[:3], judge._check_params())
     longest = max(
         len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts
     )

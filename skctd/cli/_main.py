@@ -189,7 +189,7 @@ def _wrap_texts_if_mixed(*datasets) -> bool:
 
 def _template_mode(featurizer) -> Any:
     """``True`` when the model's tokenizer has a chat template, else ``"auto"``."""
-    from skctd.llm._hf import _has_template
+    from skctd.llm import has_chat_template as _has_template
 
     tokenizer, _ = featurizer._load(featurizer._check_settings())
     # no template (e.g. BERT): "auto" renders conversations as "role: content" lines

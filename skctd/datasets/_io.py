@@ -9,27 +9,41 @@ from typing import Any
 import numpy as np
 from sklearn.utils import Bunch
 
+from skctd.utils import check_input
+
 __all__ = ["read_dataset"]
 
 
-def _parse_inputs(value: Any, where: str, field: str) -> str | list[dict]:
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: field {field!r} looks like a JSON conversation but is not valid JSON ({exc.msg}).") from None
-    if isinstance(value, str):
-        if not value.strip():
-            raise ValueError(f"{where}: field {field!r} is empty.")
+def _decode_conversation(cell: str) -> Any:
+    """A CSV / Parquet cell holding a conversation as JSON, decoded; else the cell.
+
+    Only a JSON array of objects is a conversation: any other string (``"[INST]
+    ..."``, ``"[1, 2]"``, plain text) is a text.
+    """
+    if not cell.lstrip().startswith("["):
+        return cell
+    try:
+        value = json.loads(cell)
+    except json.JSONDecodeError:
+        return cell
+    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
         return value
-    if isinstance(value, list):
-        if not value:
-            raise ValueError(f"{where}: field {field!r} is an empty conversation.")
-        for i, m in enumerate(value):
-            if not isinstance(m, dict) or "role" not in m or "content" not in m:
-                raise ValueError(f"{where}: field {field!r}, message {i} must be a {{'role', 'content'}} mapping.")
-        return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
-    raise ValueError(f"{where}: field {field!r} must be a string or a list of messages, got {type(value).__name__}.")
+    return cell
+
+
+def _parse_inputs(
+    value: Any, where: str, field: str, *, json_cells: bool
+) -> str | list[dict]:
+    """One input under the rule of :func:`skctd.utils.check_input`."""
+    if json_cells and isinstance(value, str):
+        value = _decode_conversation(value)
+    try:
+        row = check_input(value, name=f"{where}: field {field!r}")
+    except TypeError as exc:  # a bad file is a ValueError, whatever the cell holds
+        raise ValueError(str(exc)) from None
+    if isinstance(row, str):
+        return row
+    return [{"role": m["role"], "content": m["content"]} for m in row]
 
 
 def _records(path: Path) -> list[tuple[str, dict]]:
@@ -43,7 +57,9 @@ def _records(path: Path) -> list[tuple[str, dict]]:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}, line {lineno}: invalid JSON ({exc.msg}).") from None
+                    raise ValueError(
+                        f"{path}, line {lineno}: invalid JSON ({exc.msg})."
+                    ) from None
                 if not isinstance(rec, dict):
                     raise ValueError(f"{path}, line {lineno}: expected a JSON object.")
                 out.append((f"{path}, line {lineno}", rec))
@@ -60,8 +76,19 @@ def _records(path: Path) -> list[tuple[str, dict]]:
         offset = 2 if suffix == ".csv" else 0  # CSV: header is line 1
         recs = df.to_dict(orient="records")
         label = "line" if suffix == ".csv" else "row"
-        return [(f"{path}, {label} {i + offset}", {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}) for i, r in enumerate(recs)]
-    raise ValueError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json, .csv or .parquet.")
+        return [
+            (
+                f"{path}, {label} {i + offset}",
+                {
+                    k: (None if isinstance(v, float) and np.isnan(v) else v)
+                    for k, v in r.items()
+                },
+            )
+            for i, r in enumerate(recs)
+        ]
+    raise ValueError(
+        f"{path}: unsupported file type {suffix!r}; use .jsonl, .json, .csv or .parquet."
+    )
 
 
 def read_dataset(
@@ -81,7 +108,12 @@ def read_dataset(
     path : str or Path
         A ``.jsonl``, ``.json``, ``.csv`` or ``.parquet`` file.
     input_column, label_column, group_column, id_column, expert_column : str
-        Column names. In CSV/Parquet a conversation may be a JSON string in the cell.
+        Column names. Each input is a text or a conversation, under the rule of
+        :func:`skctd.utils.check_input` (an empty or whitespace-only text is an
+        error). In JSON / JSONL a conversation is a list of ``{"role", "content"}``
+        objects and a string is always a text (even ``"[INST] ..."``); in CSV /
+        Parquet a cell holding a JSON array of objects is a conversation, any other
+        string a text.
     require_label : bool, default=True
         Raise when the label is missing.
 
@@ -94,11 +126,15 @@ def read_dataset(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
+    # formats without nested values hold a conversation as a JSON string
+    json_cells = path.suffix.lower() in (".csv", ".parquet")
     inputs, labels, groups, ids, experts = [], [], [], [], []
     for i, (where, rec) in enumerate(_records(path)):
         if rec.get(input_column) is None:
             raise ValueError(f"{where}: missing field {input_column!r}.")
-        inputs.append(_parse_inputs(rec[input_column], where, input_column))
+        inputs.append(
+            _parse_inputs(rec[input_column], where, input_column, json_cells=json_cells)
+        )
         lab = rec.get(label_column)
         if lab is None:
             if require_label:
@@ -106,7 +142,9 @@ def read_dataset(
             labels.append(-1)
         else:
             if lab not in (0, 1) or isinstance(lab, str):
-                raise ValueError(f"{where}: field {label_column!r} must be 0 or 1, got {lab!r}.")
+                raise ValueError(
+                    f"{where}: field {label_column!r} must be 0 or 1, got {lab!r}."
+                )
             labels.append(int(lab))
         groups.append(str(rec.get(group_column, "")) if group_column else "")
         ids.append(str(rec.get(id_column, i)) if id_column else str(i))
@@ -115,13 +153,22 @@ def read_dataset(
             try:
                 e = float(e)
             except (TypeError, ValueError):
-                raise ValueError(f"{where}: field {expert_column!r} must be a number in [0, 1], got {e!r}.") from None
+                raise ValueError(
+                    f"{where}: field {expert_column!r} must be a number in [0, 1], got {e!r}."
+                ) from None
             if not 0.0 <= e <= 1.0:
-                raise ValueError(f"{where}: field {expert_column!r} must be in [0, 1], got {e!r}.")
+                raise ValueError(
+                    f"{where}: field {expert_column!r} must be in [0, 1], got {e!r}."
+                )
             experts.append(e)
     if not inputs:
         raise ValueError(f"{path}: no examples.")
-    out = Bunch(inputs=inputs, label=np.asarray(labels, dtype=int), group=np.asarray(groups), id=np.asarray(ids))
+    out = Bunch(
+        inputs=inputs,
+        label=np.asarray(labels, dtype=int),
+        group=np.asarray(groups),
+        id=np.asarray(ids),
+    )
     if expert_column is not None:
         out.expert = np.asarray(experts, dtype=float)
     return out

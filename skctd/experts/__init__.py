@@ -1,10 +1,9 @@
-"""Experts: the protocol, simple adapters and LLM judges."""
+"""Experts: the protocol (``_base``), simple adapters (``_simple``) and LLM judges
+(``judges``)."""
 
-from skctd.experts._base import (
-    BaseExpert,
+from skctd.experts._base import BaseExpert, ExpertError, ExpertReport
+from skctd.experts._simple import (
     ClassifierExpert,
-    ExpertError,
-    ExpertReport,
     FunctionExpert,
     PrecomputedExpert,
     as_expert,

@@ -12,61 +12,21 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skctd.utils._optional import import_optional
+from skctd.llm._batching import dedupe, length_sorted_batches, progress_bar
+from skctd.llm._device import resolve_device, resolve_dtype
+from skctd.llm._loading import load_config, load_tokenizer, resolve_model
+from skctd.llm._render import render_texts, uses_chat_template
+from skctd.utils import check_inputs, import_optional
 
 __all__ = ["ActivationTransformer"]
 
 _POOLINGS = ("mean", "last", "max", "first")
-_CONFIG_CACHE: dict[tuple, Any] = {}
-_CONFIG_LOCK = threading.Lock()
 # rows tokenised, sorted and batched together: peak memory follows this, not len(X)
 _CHUNK_ROWS = 4096
 
 
 class _StopForward(Exception):
     """Raised by a hook once the deepest requested layer is captured."""
-
-
-def _resolve_name(model: str, model_kwargs: dict | None) -> tuple[str, dict]:
-    """(name_or_path, from_pretrained kwargs) with the packaged models resolved."""
-    from skctd.llm._hf import _PACKAGED, find_packaged_model
-
-    kwargs = dict(model_kwargs or {})
-    if str(model).lower() in _PACKAGED and not Path(str(model)).exists():
-        path, packaged = find_packaged_model(str(model))
-        return path, {**packaged, **kwargs}
-    return str(model), kwargs
-
-
-def _load_config(name: str, kwargs: dict, trust_remote_code: bool) -> Any:
-    """The model config (no weights), cached per process."""
-    from skctd.llm._hf import _freeze
-
-    key = (name, _freeze(kwargs), bool(trust_remote_code))
-    with _CONFIG_LOCK:
-        if key in _CONFIG_CACHE:
-            return _CONFIG_CACHE[key]
-    transformers = import_optional("transformers", purpose="ActivationTransformer")
-    config_kwargs = {
-        k: v
-        for k, v in kwargs.items()
-        if k in ("gguf_file", "revision", "subfolder", "token", "cache_dir")
-    }
-    try:
-        config = transformers.AutoConfig.from_pretrained(
-            name, trust_remote_code=bool(trust_remote_code), **config_kwargs
-        )
-    except OSError as exc:
-        raise OSError(
-            f"could not read the config of model={name!r}: {exc}. Pass a local "
-            "folder, a reachable hub name, or a packaged model ('smollm2', "
-            "'all-MiniLM-L6-v2')."
-        ) from exc
-    if hasattr(config, "get_text_config"):
-        config = config.get_text_config()
-    with _CONFIG_LOCK:
-        _CONFIG_CACHE[key] = config
-    return config
 
 
 def _find_blocks(model: Any, n_layers: int) -> Any:
@@ -93,7 +53,10 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
     linear safety probe reads. The model runs only up to the deepest requested
     layer, inputs are sorted by token length and batched under a token budget (less
     padding), identical inputs are computed once, and an optional disk cache makes a
-    rerun free. The model loads on first use; clones and pickles carry no weights.
+    rerun free. The model loads on first use, once per process: a decoder model's
+    weights are shared with a :class:`~skctd.TransformersJudge` of the same model,
+    device and dtype (see :func:`skctd.llm.load_model`). Clones and pickles carry
+    no weights.
 
     **Layer convention.** ``layer=i`` is Hugging Face's ``hidden_states[i]`` (as
     returned with ``output_hidden_states=True``): ``0`` is the embedding output,
@@ -211,8 +174,10 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
             Interval(numbers.Integral, 1, None, closed="left"),
             None,
         ],
-        "device": [str, object],
-        "dtype": [str, object],
+        # str or a torch object (torch is not imported here): checked by
+        # resolve_device / resolve_dtype in _check_settings
+        "device": "no_validation",
+        "dtype": "no_validation",
         "chat_template": ["boolean", str],
         "system_prompt": [str, None],
         "model_kwargs": [dict, None],
@@ -259,12 +224,6 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         self.progress = progress
         self.output_dtype = output_dtype
 
-    # -- pickling: never carry weights ---------------------------------------------
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())
-        state.pop("_loaded", None)  # models live in skctd.llm._hf's process cache
-        return state
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
@@ -286,15 +245,12 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
                 raise TypeError(
                     f"layer must be an int or a list of ints, got {self.layer!r}."
                 )
-        if self.chat_template not in ("auto", True, False) and not isinstance(
-            self.chat_template, str
-        ):
-            raise ValueError(
-                "chat_template must be 'auto', True, False or a Jinja template string, "
-                f"got {self.chat_template!r}."
-            )
-        name, kwargs = _resolve_name(self.model, self.model_kwargs)
-        config = _load_config(name, kwargs, self.trust_remote_code)
+        resolve_device(self.device, check_available=False)
+        resolve_dtype(self.dtype, "cpu")
+        name, kwargs = resolve_model(self.model, self.model_kwargs)
+        config = load_config(name, kwargs, trust_remote_code=self.trust_remote_code)
+        if hasattr(config, "get_text_config"):  # a multimodal model's language model
+            config = config.get_text_config()
         n_layers = getattr(config, "num_hidden_layers", None)
         hidden = getattr(config, "hidden_size", None)
         if n_layers is None or hidden is None:
@@ -325,8 +281,6 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         return {"name": name, "kwargs": kwargs, "layers": resolved}
 
     def _namespace(self, settings: dict, layer: int) -> dict[str, Any]:
-        from skctd.llm._hf import resolve_device, resolve_dtype
-
         device = resolve_device(self.device)
         return {
             "kind": "ActivationTransformer",
@@ -343,8 +297,22 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         }
 
     def _templates_every_row(self) -> bool:
-        ct = self.chat_template
-        return ct is True or (isinstance(ct, str) and ct != "auto")
+        """True or a Jinja string: texts are templated too, so kinds may mix."""
+        return uses_chat_template("text", None, self.chat_template)
+
+    def get_tokenizer(self) -> Any:
+        """The tokenizer of ``model`` (no weights are loaded).
+
+        The same object the transformer tokenises with, e.g. to check whether the
+        model has a chat template (:func:`skctd.llm.has_chat_template`).
+
+        Returns
+        -------
+        tokenizer : transformers tokenizer
+        """
+        self._validate_params()
+        name, kwargs = resolve_model(self.model, self.model_kwargs)
+        return load_tokenizer(name, kwargs, trust_remote_code=self.trust_remote_code)
 
     # -- sklearn API ------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> ActivationTransformer:
@@ -360,10 +328,8 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         -------
         self : ActivationTransformer
         """
-        from skctd.llm._hf import check_inputs
-
-        check_inputs(X, name="X", allow_mixed=self._templates_every_row())
         self._check_settings()
+        check_inputs(X, name="X", allow_mixed=self._templates_every_row())
         return self
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -401,20 +367,16 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
             ``n_features`` is ``hidden_size_`` times the number of layers.
             In the order of ``X``; dtype ``output_dtype``.
         """
-        from skctd.llm._hf import check_inputs, dedupe
-
-        rows = check_inputs(X, name="X", allow_mixed=self._templates_every_row())
         settings = self._check_settings()
+        rows = check_inputs(X, name="X", allow_mixed=self._templates_every_row())
         layers = settings["layers"]
         width = self.hidden_size_
         out_dtype = np.dtype(self.output_dtype)
         keys = [
             r if isinstance(r, str) else json.dumps(r, sort_keys=True) for r in rows
         ]
-        unique_keys, inverse = dedupe(keys)
+        unique_keys, first_row, inverse = dedupe(keys, return_index=True)
         n_unique = len(unique_keys)
-        first_row = np.full(n_unique, -1, dtype=np.intp)
-        first_row[inverse[::-1]] = np.arange(len(rows))[::-1]
         values = np.empty((n_unique, width * len(layers)), dtype=out_dtype)
         todo = np.arange(n_unique)
         disks = hashes = None
@@ -450,7 +412,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
 
     # -- the forward pass ----------------------------------------------------------------
     def _load(self, settings: dict) -> tuple[Any, Any]:
-        from skctd.llm._hf import load_model
+        from skctd.llm._loading import load_model  # looked up here: tests patch it
 
         return load_model(
             settings["name"],
@@ -471,36 +433,26 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         hashes: list | None,
     ) -> None:
         """Fill ``values[targets]`` with the features of ``rows``."""
-        from skctd.llm._hf import (
-            _has_template,
-            length_sorted_batches,
-            progress_bar,
-            render_texts,
-        )
-
         tokenizer, model = self._load(settings)
         device = next(model.parameters()).device
         layers = settings["layers"]
         width = self.hidden_size_
         deepest = max(layers)
         blocks = _find_blocks(model, self.n_layers_)
-        # templated text carries its own special tokens (BOS, ...)
-        custom = isinstance(self.chat_template, str) and self.chat_template != "auto"
-        templated = (
-            self.chat_template is True
-            or custom
-            or (
-                self.chat_template == "auto"
-                and not isinstance(rows[0], str)
-                and _has_template(tokenizer)
-            )
-        )
+        # templated text carries its own special tokens (BOS, ...); the rows are
+        # all of one kind unless every row is templated
+        templated = uses_chat_template(rows[0], tokenizer, self.chat_template)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         bar = progress_bar(len(rows), enabled=self.progress, desc="activations")
         captured: dict[int, Any] = {}
+        # the model may be shared (e.g. with a TransformersJudge reading the same
+        # weights): the hooks act only on this thread's forward passes
+        owner = threading.get_ident()
 
         def make_hook(index: int, stop: bool):
             def hook(module, args, kwargs):
+                if threading.get_ident() != owner:
+                    return None
                 hidden = args[0] if args else kwargs["hidden_states"]
                 captured[index] = hidden
                 if stop:

@@ -27,9 +27,18 @@ _SAFE_KEY = re.compile(r"[0-9a-f]{16,128}")
 def text_hash(text: str) -> str:
     """sha256 hex digest of a text (the usual cache key of one input).
 
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    digest : str
+        64 hexadecimal characters.
+
     Examples
     --------
-    >>> from skctd.llm._cache import text_hash
+    >>> from skctd.llm import text_hash
     >>> text_hash("hello")[:12]
     '2cf24dba5fb0'
     """
@@ -56,7 +65,7 @@ class DiskCache:
     Examples
     --------
     >>> import tempfile, numpy as np
-    >>> from skctd.llm._cache import DiskCache, text_hash
+    >>> from skctd.llm import DiskCache, text_hash
     >>> with tempfile.TemporaryDirectory() as d:
     ...     cache = DiskCache(d, {"model": "m", "layer": 3})
     ...     cache.put_many({text_hash("a"): np.ones(2), text_hash("b"): 0.5})

@@ -1,5 +1,6 @@
 """Helpers shared by every layer: validation, JSON conversion, optional imports."""
 
+from skctd.utils._inputs import check_input, check_inputs, is_conversation
 from skctd.utils._json import to_jsonable
 from skctd.utils._optional import import_optional
 from skctd.utils._validation import (
@@ -17,9 +18,12 @@ __all__ = [
     "check_budgets",
     "check_cascade_arrays",
     "check_fraction",
+    "check_input",
+    "check_inputs",
     "check_positive_int",
     "check_same_length",
     "check_scores",
     "import_optional",
+    "is_conversation",
     "to_jsonable",
 ]

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from skctd.experts._base import ExpertReport
+from skctd.experts.judges._base import BaseJudge, OnScored
 from skctd.experts.judges._prompt import (
     DEFAULT_LABELS,
     DEFAULT_SYSTEM_PROMPT,
-    _JudgeBase,
     build_messages,
     check_labels,
     check_normalize,
@@ -30,7 +30,6 @@ from skctd.experts.judges._prompt import (
     label_variants,
     prompt_fingerprint,
     render_input,
-    text_key,
     truncate_middle,
 )
 
@@ -85,7 +84,7 @@ def _retry_after_seconds(headers: Any) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-class OpenAIJudge(_JudgeBase):
+class OpenAIJudge(BaseJudge):
     """An LLM judge served through an OpenAI-compatible chat-completions API.
 
     Each input is rendered into the judge prompt (the same prompt as
@@ -159,7 +158,9 @@ class OpenAIJudge(_JudgeBase):
         Keep scores in memory (never pickled) keyed by base URL, model, prompt,
         labels and text, so an input is scored once per process.
     cache_dir : str or None, default=None
-        Also keep scores on disk in this folder (shared between processes).
+        Also keep scores on disk in this folder (shared between processes). Each
+        row is written as soon as its answer is read, so an interrupted run keeps
+        what it got.
     extra_body : dict or None, default=None
         Extra fields merged into every request body (e.g. ``{"seed": 0}``).
     on_error : {"raise", "fallback"}, default="raise"
@@ -186,8 +187,6 @@ class OpenAIJudge(_JudgeBase):
     >>> judge
     OpenAIJudge(model='my-model', base_url='http://127.0.0.1:8000/v1', api_key_env='OPENAI_API_KEY', labels=('Yes', 'No'), normalize='labels', max_concurrency=16, on_error='fallback')
     """
-
-    _transient_attributes = _JudgeBase._transient_attributes
 
     def __init__(
         self,
@@ -309,64 +308,58 @@ class OpenAIJudge(_JudgeBase):
             extra_body=self.extra_body,
         )
 
-    def _score(self, X: list[Any], report: ExpertReport) -> np.ndarray:
-        settings = self._check_params()
-        fingerprint = self._fingerprint(settings)
-        bodies = [truncate_middle(render_input(row), self.max_input_chars) for row in X]
-        keys = [text_key(fingerprint, body) for body in bodies]
-        n = len(bodies)
-        lp = np.full((n, 2), np.nan)
+    def _prompts(self, rows: list[Any], settings: dict[str, Any]) -> list[str]:
+        """The rendered (and possibly cut) input of each row; with the fingerprint
+        (template, system prompt, labels) it makes the request."""
+        return [
+            truncate_middle(render_input(row), self.max_input_chars) for row in rows
+        ]
 
-        # unique keys, served from the caches when possible
-        first: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        report.n_cache_hits += n - len(first)  # duplicates within the call
-        known = self._cache_get(list(first), fingerprint)
-        report.n_cache_hits += len(known)  # unique inputs found in a cache
-        todo = [k for k in first if k not in known]
+    def _score_prompts(
+        self,
+        prompts: list[str],
+        settings: dict[str, Any],
+        report: ExpertReport,
+        on_scored: OnScored,
+    ) -> np.ndarray:
+        """One request per prompt (retried), ``max_concurrency`` in flight.
 
-        outcomes: dict[str, _Outcome] = {}
-        if todo:
-            positive, negative = (set(label_variants(w)) for w in settings["labels"])
-            workers = min(int(self.max_concurrency), len(todo))
-            with ThreadPoolExecutor(
-                max_workers=workers, thread_name_prefix="skctd-judge"
-            ) as pool:
-                futures = {
-                    key: pool.submit(
-                        self._judge_one,
-                        build_messages(
-                            bodies[first[key]],
-                            settings["template"],
-                            settings["labels"],
-                            settings["system_prompt"],
-                        ),
-                        positive,
-                        negative,
-                    )
-                    for key in todo
-                }
-                for key, future in futures.items():
-                    outcomes[key] = future.result()
-
-        fresh: dict[str, np.ndarray] = {}
-        for key, outcome in outcomes.items():
-            report.n_requests += outcome.n_requests
-            report.n_retries += outcome.n_retries
-            report.prompt_tokens += outcome.prompt_tokens
-            report.completion_tokens += outcome.completion_tokens
-            if outcome.error is not None:
-                report.add_error(outcome.error)
-            else:
-                fresh[key] = np.array([outcome.lp_pos, outcome.lp_neg])
-        if fresh:
-            self._cache_put(fresh, fingerprint)
-        values = {**known, **fresh}
-        for i, key in enumerate(keys):
-            if key in values:
-                lp[i] = values[key]
-        return self._publish(lp)
+        ``on_scored`` is called for each row as its result is read (in row order).
+        """
+        lp = np.full((len(prompts), 2), np.nan)
+        if not prompts:
+            return lp
+        positive, negative = (set(label_variants(w)) for w in settings["labels"])
+        workers = min(int(self.max_concurrency), len(prompts))
+        with ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="skctd-judge"
+        ) as pool:
+            futures = [
+                pool.submit(
+                    self._judge_one,
+                    build_messages(
+                        body,
+                        settings["template"],
+                        settings["labels"],
+                        settings["system_prompt"],
+                    ),
+                    positive,
+                    negative,
+                )
+                for body in prompts
+            ]
+            for i, future in enumerate(futures):
+                outcome = future.result()
+                report.n_requests += outcome.n_requests
+                report.n_retries += outcome.n_retries
+                report.prompt_tokens += outcome.prompt_tokens
+                report.completion_tokens += outcome.completion_tokens
+                if outcome.error is not None:
+                    report.add_error(outcome.error)
+                    continue
+                lp[i] = (outcome.lp_pos, outcome.lp_neg)
+                on_scored([i], lp[i : i + 1])
+        return lp
 
     # -- one input: request, retries, parsing ---------------------------------------------
     def _endpoint(self) -> str:

@@ -1,5 +1,5 @@
-"""The judge prompt and label words, shared by :class:`TransformersJudge` and
-:class:`OpenAIJudge`.
+"""The judge prompt, the label words and the cache keys, shared by
+:class:`TransformersJudge` and :class:`OpenAIJudge`.
 
 A judge reads one input (a text or a conversation), renders it into a prompt that
 asks a yes/no question, and reads the probability of the positive and negative label
@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from typing import Any
 
 import numpy as np
-
-from skctd.experts._base import BaseExpert, ExpertReport
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -31,6 +28,7 @@ __all__ = [
     "prompt_fingerprint",
     "render_input",
     "scores_from_logprobs",
+    "text_key",
     "truncate_middle",
 ]
 
@@ -51,7 +49,7 @@ DEFAULT_PROMPT_TEMPLATE = (
 )
 
 _NORMALIZE = ("labels", "vocab")
-_TRUNCATION_MARK = "\n[...]\n"
+TRUNCATION_MARK = "\n[...]\n"
 
 
 def check_labels(labels: Any) -> tuple[str, str]:
@@ -137,7 +135,7 @@ def truncate_middle(text: str, max_chars: int | None) -> str:
         return text
     head = max_chars // 2
     tail = max_chars - head
-    return text[:head] + _TRUNCATION_MARK + text[len(text) - tail :]
+    return text[:head] + TRUNCATION_MARK + text[len(text) - tail :]
 
 
 def build_messages(
@@ -213,191 +211,3 @@ def scores_from_logprobs(
         score = p_pos
     leaked = np.clip(1.0 - p_pos - p_neg, 0.0, 1.0)
     return {"score": score, "p_pos": p_pos, "p_neg": p_neg, "leaked_mass": leaked}
-
-
-def check_rows(X: Any) -> list[Any]:
-    """The rows of ``X`` (texts or conversations) as a list, validated."""
-    if isinstance(X, str) or X is None:
-        raise ValueError(
-            "X must be a sequence of texts or conversations, not a single "
-            f"{type(X).__name__}: wrap one input in a list, e.g. [text]."
-        )
-    if isinstance(X, np.ndarray):
-        rows = X.ravel().tolist() if X.ndim <= 2 else None
-        if rows is None or (X.ndim == 2 and X.shape[1] != 1):
-            raise ValueError(
-                f"X must hold one text or conversation per row, got an array of "
-                f"shape {X.shape}."
-            )
-    elif hasattr(X, "iloc"):
-        if getattr(X, "ndim", 1) != 1:
-            if X.shape[1] != 1:
-                raise ValueError(
-                    "X must hold one text or conversation per row; got a DataFrame "
-                    f"with {X.shape[1]} columns: pass the text column, e.g. "
-                    "df['text']."
-                )
-            X = X.iloc[:, 0]
-        rows = X.tolist()
-    else:
-        rows = list(X)
-    for i, row in enumerate(rows):
-        if isinstance(row, str):
-            if not row.strip():
-                raise ValueError(
-                    f"Row {i} of X is an empty string: a judge needs some text. "
-                    "Drop the row or give it content."
-                )
-            continue
-        if isinstance(row, (list, tuple)) and row:
-            for j, message in enumerate(row):
-                if (
-                    not isinstance(message, dict)
-                    or not isinstance(message.get("role"), str)
-                    or not isinstance(message.get("content"), str)
-                ):
-                    raise ValueError(
-                        f"Row {i} of X: message {j} must be a dict with string "
-                        f"'role' and 'content', got {message!r:.120}."
-                    )
-            continue
-        raise ValueError(
-            f"Row {i} of X must be a non-empty string or a conversation (a non-empty "
-            f"list of {{'role', 'content'}} dicts), got {row!r:.120}."
-        )
-    return rows
-
-
-class _JudgeBase(BaseExpert):
-    """What both judges share: input validation before the ``on_error`` policy,
-    :meth:`score_details`, and the in-memory / on-disk score caches.
-
-    Subclasses implement ``_check_params() -> dict`` (raising ``ValueError`` on bad
-    parameters) and ``_score(rows, report)``, which calls :meth:`_publish` with the
-    details of the call. Caches hold, per key, the full-vocabulary log-probabilities
-    ``[lp_pos, lp_neg]`` of the label words, so that ``normalize`` can change without
-    re-scoring.
-    """
-
-    _transient_attributes: tuple[str, ...] = ("_cache", "_disk_cache", "_tls")
-
-    def _check_params(self) -> dict[str, Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _check_rows(self, X: Any) -> list[Any]:
-        return check_rows(X)
-
-    def score_with_report(self, X: Any) -> tuple[np.ndarray, ExpertReport]:
-        """Score ``X`` and return the :class:`~skctd.experts.ExpertReport` of the call.
-
-        Bad parameters and malformed inputs raise ``ValueError`` whatever
-        ``on_error`` says; ``on_error`` governs failures of the model itself.
-
-        Parameters
-        ----------
-        X : sequence of str or of conversations
-            Texts, or conversations (lists of ``{"role", "content"}`` messages).
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-            P(positive) per row; NaN for rows that failed when
-            ``on_error="fallback"``.
-        report : ExpertReport
-            Requests, retries, cache hits, tokens, failures and their reasons.
-        """
-        self._check_params()
-        self._check_on_error()
-        return super().score_with_report(self._check_rows(X))
-
-    def score_details(self, X: Any) -> dict[str, Any]:
-        """Scores with the label-word probabilities and the leaked mass.
-
-        Parameters
-        ----------
-        X : sequence of str or of conversations
-
-        Returns
-        -------
-        details : dict
-            ``score``, ``p_pos``, ``p_neg`` (full-vocabulary probabilities of the
-            label words) and ``leaked_mass`` (``1 - p_pos - p_neg``: the
-            probability the model put on other answers, a health figure of the
-            prompt), ndarrays of shape (n_samples,) with NaN for failed rows, and
-            ``report``, the :class:`~skctd.experts.ExpertReport` of the call.
-        """
-        tls = self._thread_state()
-        tls.details = None
-        try:
-            scores, report = self.score_with_report(X)
-            details = dict(tls.details or {})
-        finally:
-            tls.details = None
-        failed = np.isnan(scores)
-        for name in ("p_pos", "p_neg", "leaked_mass"):
-            values = np.array(details.get(name, np.full(len(scores), np.nan)), float)
-            values[failed] = np.nan
-            details[name] = values
-        details["score"] = scores
-        details["report"] = report
-        return details
-
-    def _thread_state(self) -> threading.local:
-        tls = self.__dict__.get("_tls")
-        if tls is None:
-            tls = self._tls = threading.local()
-        return tls
-
-    def _publish(self, lp: np.ndarray) -> np.ndarray:
-        """Scores from ``lp`` (n, 2); the details are kept for :meth:`score_details`."""
-        details = scores_from_logprobs(lp[:, 0], lp[:, 1], self.normalize)
-        self._thread_state().details = details
-        return details["score"]
-
-    # -- caches -----------------------------------------------------------------------
-    def _memory(self) -> dict[str, np.ndarray]:
-        cache = self.__dict__.get("_cache")
-        if cache is None:
-            cache = self._cache = {}
-        return cache
-
-    def _disk(self, fingerprint: str) -> Any:
-        if self.cache_dir is None:
-            return None
-        disks = self.__dict__.get("_disk_cache")
-        if disks is None:
-            disks = self._disk_cache = {}
-        disk = disks.get(fingerprint)
-        if disk is None:
-            from skctd.llm._cache import DiskCache
-
-            disk = disks[fingerprint] = DiskCache(
-                self.cache_dir, {"judge": type(self).__name__, "settings": fingerprint}
-            )
-        return disk
-
-    def _cache_get(self, keys: list[str], fingerprint: str) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        if self.cache:
-            memory = self._memory()
-            found = {k: memory[k] for k in keys if k in memory}
-        disk = self._disk(fingerprint)
-        missing = [k for k in keys if k not in found]
-        if disk is not None and missing:
-            on_disk, _ = disk.get_many(missing)
-            for key, value in on_disk.items():
-                found[key] = np.asarray(value, dtype=float).reshape(2)
-            if self.cache:
-                self._memory().update({k: found[k] for k in on_disk})
-        return found
-
-    def _cache_put(self, values: dict[str, np.ndarray], fingerprint: str) -> None:
-        if self.cache:
-            self._memory().update(values)
-        disk = self._disk(fingerprint)
-        if disk is not None:
-            disk.put_many(values)
-
-    def clear_cache(self) -> None:
-        """Forget the scores kept in memory (a disk cache is left as it is)."""
-        self.__dict__.pop("_cache", None)

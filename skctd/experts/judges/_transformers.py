@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from skctd.experts._base import ExpertReport
+from skctd.experts.judges._base import BaseJudge, OnScored
 from skctd.experts.judges._prompt import (
     DEFAULT_LABELS,
     DEFAULT_SYSTEM_PROMPT,
-    _JudgeBase,
+    TRUNCATION_MARK,
     build_messages,
     check_labels,
     check_normalize,
@@ -19,15 +20,21 @@ from skctd.experts.judges._prompt import (
     label_variants,
     prompt_fingerprint,
     render_input,
-    text_key,
 )
+from skctd.llm import (
+    has_chat_template,
+    length_sorted_batches,
+    load_model,
+    progress_bar,
+    render_texts,
+    resolve_model,
+)
+from skctd.utils import import_optional
 
 __all__ = ["TransformersJudge"]
 
-_TRUNCATION_MARK = "\n[...]\n"
 
-
-class TransformersJudge(_JudgeBase):
+class TransformersJudge(BaseJudge):
     """A causal language model prompted as a binary classifier.
 
     Each input (a text, or a conversation rendered as ``role: content`` lines) is
@@ -38,9 +45,9 @@ class TransformersJudge(_JudgeBase):
     label word, each word pooled over its surface forms (with and without a
     leading space, lower-case, capitalised: the first token of each form) with logsumexp.
 
-    The model loads lazily on the first call and is shared with every other skctd
-    estimator using the same model, device and dtype (the same code as
-    :class:`~skctd.ActivationTransformer`). Inputs are deduplicated, batched by
+    The model loads lazily on the first call, once per process: an
+    :class:`~skctd.ActivationTransformer` reading the same model with the same
+    device and dtype uses the very same weights (see :func:`skctd.llm.load_model`). Inputs are deduplicated, batched by
     length, and scores are cached in memory (and on disk with ``cache_dir``),
     keyed by model, prompt, labels and text.
 
@@ -89,7 +96,8 @@ class TransformersJudge(_JudgeBase):
     cache : bool, default=True
         Keep scores in memory (never pickled).
     cache_dir : str or None, default=None
-        Also keep scores on disk in this folder.
+        Also keep scores on disk in this folder, written after each batch (an
+        interrupted run keeps what it scored).
     progress : bool, default=False
         Show a progress bar over batches.
     on_error : {"raise", "fallback"}, default="raise"
@@ -116,7 +124,7 @@ class TransformersJudge(_JudgeBase):
     TransformersJudge(model='smollm2', labels=('Yes', 'No'), normalize='labels', max_input_tokens=256, on_error='raise')
     """
 
-    _transient_attributes = _JudgeBase._transient_attributes + ("_loaded",)
+    _transient_attributes = BaseJudge._transient_attributes + ("_loaded",)
 
     def __init__(
         self,
@@ -197,9 +205,7 @@ class TransformersJudge(_JudgeBase):
         return {"labels": labels, "template": template, "system_prompt": system_prompt}
 
     def _check_rows(self, X: Any) -> list[Any]:
-        from skctd.llm._hf import check_inputs
-
-        rows = check_inputs(X, name="X", allow_mixed=True)
+        rows = super()._check_rows(X)
         if rows:
             # a model that cannot load or labels it cannot tell apart are
             # configuration errors, raised whatever on_error says
@@ -207,17 +213,6 @@ class TransformersJudge(_JudgeBase):
         return rows
 
     # -- the model ----------------------------------------------------------------------
-    def _resolved(self) -> tuple[str, dict[str, Any]]:
-        """(name_or_path, from_pretrained kwargs), packaged models resolved."""
-        from skctd.llm._hf import find_packaged_model
-
-        kwargs = dict(self.model_kwargs or {})
-        name = self.model
-        if name.lower() in ("smollm2", "smollm2-135m-instruct"):
-            name, packaged = find_packaged_model(name)
-            kwargs = {**packaged, **kwargs}
-        return name, kwargs
-
     def _load(self) -> dict[str, Any]:
         """The tokenizer, the model and the label token ids (loaded once)."""
         key = (
@@ -231,9 +226,7 @@ class TransformersJudge(_JudgeBase):
         loaded = self.__dict__.get("_loaded")
         if loaded is not None and loaded["key"] == key:
             return loaded
-        from skctd.llm._hf import load_model
-
-        name, kwargs = self._resolved()
+        name, kwargs = resolve_model(self.model, self.model_kwargs)
         tokenizer, model = load_model(
             name,
             kind="causal_lm",
@@ -290,7 +283,7 @@ class TransformersJudge(_JudgeBase):
     # -- prompts ------------------------------------------------------------------------
     def _templated(self, tokenizer: Any) -> bool:
         if self.chat_template == "auto":
-            return getattr(tokenizer, "chat_template", None) is not None
+            return has_chat_template(tokenizer)
         return bool(self.chat_template)
 
     def _truncate(self, bodies: list[str], tokenizer: Any) -> list[str]:
@@ -307,15 +300,14 @@ class TransformersJudge(_JudgeBase):
             else:
                 out.append(
                     tokenizer.decode(tokens[:head])
-                    + _TRUNCATION_MARK
+                    + TRUNCATION_MARK
                     + tokenizer.decode(tokens[len(tokens) - tail :])
                 )
         return out
 
-    def _prompts(
-        self, rows: list[Any], settings: dict[str, Any], tokenizer: Any
-    ) -> list[str]:
+    def _prompts(self, rows: list[Any], settings: dict[str, Any]) -> list[str]:
         """The full prompt of each row, ending where the label token comes next."""
+        tokenizer = self._load()["tokenizer"]
         bodies = self._truncate([render_input(row) for row in rows], tokenizer)
         conversations = [
             build_messages(
@@ -327,8 +319,6 @@ class TransformersJudge(_JudgeBase):
             for body in bodies
         ]
         if self._templated(tokenizer):
-            from skctd.llm._hf import render_texts
-
             return render_texts(
                 conversations,
                 tokenizer,
@@ -340,7 +330,9 @@ class TransformersJudge(_JudgeBase):
             for messages in conversations
         ]
 
-    def _fingerprint(self, settings: dict[str, Any], loaded: dict[str, Any]) -> str:
+    def _fingerprint(self, settings: dict[str, Any]) -> str:
+        # the prompt (template, labels, text) is in the key itself
+        loaded = self._load()
         return prompt_fingerprint(
             judge="transformers",
             model=loaded["name"],
@@ -350,57 +342,20 @@ class TransformersJudge(_JudgeBase):
         )
 
     # -- scoring ------------------------------------------------------------------------
-    def _score(self, X: list[Any], report: ExpertReport) -> np.ndarray:
-        settings = self._check_params()
-        loaded = self._load()
-        tokenizer = loaded["tokenizer"]
-        prompts = self._prompts(X, settings, tokenizer)
-        fingerprint = self._fingerprint(settings, loaded)
-        # the key holds the whole prompt: model, template, labels and text
-        keys = [text_key(fingerprint, prompt) for prompt in prompts]
-        n = len(prompts)
-        first: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        report.n_cache_hits += n - len(first)
-        known = self._cache_get(list(first), fingerprint)
-        report.n_cache_hits += len(known)
-        todo = [k for k in first if k not in known]
-        new: dict[str, np.ndarray] = {}
-
-        def keep(batch: np.ndarray, values: np.ndarray) -> None:
-            # cached batch by batch: an interrupted long run keeps what it scored
-            done = {
-                todo[j]: values[r]
-                for r, j in enumerate(batch)
-                if not np.isnan(values[r]).any()
-            }
-            if done:
-                self._cache_put(done, fingerprint)
-                new.update(done)
-
-        self._forward([prompts[first[k]] for k in todo], loaded, report, on_batch=keep)
-        values = {**known, **new}
-        lp = np.full((n, 2), np.nan)
-        for i, key in enumerate(keys):
-            if key in values:
-                lp[i] = values[key]
-        return self._publish(lp)
-
-    def _forward(
+    def _score_prompts(
         self,
         prompts: list[str],
-        loaded: dict[str, Any],
+        settings: dict[str, Any],
         report: ExpertReport,
-        on_batch: Any = None,
+        on_scored: OnScored,
     ) -> np.ndarray:
         """Full-vocabulary log P(pos), log P(neg) at the end of each prompt.
 
-        ``on_batch(indices, values)`` is called after each forward pass.
+        One forward pass per length-sorted batch; ``on_scored`` is called after each
+        (so the scores of an interrupted run are cached); a failed batch fails its
+        rows.
         """
-        from skctd.llm._hf import length_sorted_batches, progress_bar
-        from skctd.utils._optional import import_optional
-
+        loaded = self._load()
         out = np.full((len(prompts), 2), np.nan)
         if not prompts:
             return out
@@ -453,13 +408,13 @@ class TransformersJudge(_JudgeBase):
                         lp_neg = torch.logsumexp(logp[:, neg_ids], dim=-1)
                     out[batch, 0] = lp_pos.cpu().numpy()
                     out[batch, 1] = lp_neg.cpu().numpy()
-                    if on_batch is not None:
-                        on_batch(batch, out[batch])
                 except Exception as exc:  # noqa: BLE001 - a failed batch fails its rows
                     report.add_error(
                         f"forward pass failed on a batch of {len(batch)} prompts "
                         f"({width} tokens): {type(exc).__name__}: {exc}"
                     )
+                else:
+                    on_scored(batch, out[batch])
                 bar.update(1)
         finally:
             bar.close()
