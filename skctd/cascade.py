@@ -474,8 +474,8 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
 
         ``fit`` routes metadata to the ``fit`` of the featurizer (when set), the
         probe, the DV probe (when ``signal="dv"``), and to the ``split`` of the
-        cross-fitting splitter ``cv``. Please check :ref:`User Guide
-        <sklearn:metadata_routing>` on how the routing mechanism works.
+        cross-fitting splitter ``cv``. See scikit-learn's user guide on metadata
+        routing for how the mechanism works.
 
         Returns
         -------
