@@ -21,9 +21,13 @@ Stages (each cached, so a rerun costs seconds)
    AUROC); cached under ``<cache>/judge`` and ``<cache>/stages/judge_<split>.npy``.
    This is the paper's weak-expert setting: the expert is the very model the probe
    reads.
-3. **Evaluation**: probes, delegation-value probes and
-   :func:`skctd.report.evaluate_cascade` (``--which`` selects the runs); reports go
-   to ``--out`` (default ``benchmarks/results``).
+3. **Evaluation**: the safety probe and the delegation-value probes of
+   :mod:`skctd.probes` (the recipes ``skctd run`` and the cascade use), then
+   :func:`skctd.evaluation.evaluate_scores` on the cached scores and
+   :func:`skctd.report.write_report` (``--which`` selects the runs); reports go to
+   ``--out`` (default ``benchmarks/results``). The fitted models' scores are cached
+   as ``<cache>/stages/*_<recipe>.npz``, keyed by the recipes, so a change of recipe
+   refits them.
 
 Usage::
 
@@ -31,8 +35,10 @@ Usage::
     python benchmarks/reproduce_paper.py --stages-only   # only the cached stages 1-2
     python benchmarks/reproduce_paper.py --which xstest
 
-``--cache-dir`` defaults to ``/work/cache`` when that folder exists (the shared
-work machine), else ``~/.cache/skctd``. Nothing cached is written inside the repo.
+``--cache-dir`` defaults to the package cache folder,
+:func:`skctd.cli.default_cache_dir` (``$SKCTD_CACHE``, else
+``$XDG_CACHE_HOME/skctd``, else ``~/.cache/skctd``). Nothing cached is written inside
+the repo.
 """
 
 from __future__ import annotations
@@ -69,11 +75,6 @@ XSTEST_EXPERTS = (
 )
 
 log = logging.getLogger("reproduce_paper")
-
-
-def default_cache_dir() -> Path:
-    work = Path("/work/cache")
-    return work if work.is_dir() else Path.home() / ".cache" / "skctd"
 
 
 # ---------------------------------------------------------------------------- data
@@ -227,54 +228,47 @@ def run_stages(data_dir: Path, cache: Path, which: str) -> None:
 
 
 # ---------------------------------------------------------------------- the models
-#: C grid of the safety probe (chosen by 5-fold CV on log loss); a choice at an
-#: edge of the grid is reported in the settings.
-PROBE_CS = np.logspace(-4, 0, 9)
-#: alpha grid of the DV probe (RidgeCV, efficient leave-one-out).
-RIDGE_ALPHAS = np.logspace(-1, 5, 25)
+#: seed of the safety probe's cross-validation folds
 CV_SEED = 0
 
 
 def make_probe():
-    """Standardise, then L2 logistic regression with C picked by 5-fold CV (log loss)."""
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """The safety probe of :func:`skctd.probes.make_safety_probe` (C by 5-fold CV)."""
+    from skctd.probes import make_safety_probe
 
-    return make_pipeline(
-        StandardScaler(),
-        LogisticRegressionCV(
-            Cs=PROBE_CS,
-            cv=StratifiedKFold(5, shuffle=True, random_state=CV_SEED),
-            scoring="neg_log_loss",
-            max_iter=5000,
-        ),
-    )
+    return make_safety_probe(random_state=CV_SEED)
 
 
 def make_dv_probe():
-    """Standardise, then ridge regression with alpha picked by leave-one-out (RidgeCV)."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """The DV probe of :func:`skctd.probes.make_dv_probe` (ridge, alpha by LOO)."""
+    from skctd.probes import make_dv_probe as recipe
 
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
+    return recipe()
+
+
+def probe_cs() -> np.ndarray:
+    """The C grid of the safety probe's recipe."""
+    return np.asarray(make_probe()[-1].param_grid["C"])
 
 
 def _probe_c(model) -> float:
-    return float(np.ravel(model[-1].C_)[0])
+    return float(model[-1].best_params_["C"])
 
 
 def _ridge_alpha(model) -> float:
     return float(model[-1].alpha_)
 
 
-def _quiet():
-    """Silence scikit-learn's FutureWarnings about LogisticRegressionCV's defaults."""
-    import warnings
+def _recipe_tag() -> str:
+    """Short fingerprint of the two recipes: the fitted-score caches depend on it."""
+    import joblib
 
-    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+    return joblib.hash((make_probe(), make_dv_probe()))[:8]
+
+
+def _model_cache(cache: Path, name: str) -> Path:
+    """``<cache>/stages/<name>_<recipe>.npz``: scores of models fitted by a recipe."""
+    return cache / "stages" / f"{name}_{_recipe_tag()}.npz"
 
 
 def _cached_npz(path: Path, compute, refit: bool) -> dict:
@@ -350,12 +344,11 @@ def dev_judge(data_dir: Path, cache: Path, partial: bool) -> np.ndarray:
 def high_stakes_scores(data_dir: Path, cache: Path, refit: bool, e_dev: np.ndarray) -> dict:
     """Probe (train), DV probes (dev rows with a judge score) and their scores (cached)."""
     have = np.isfinite(e_dev)
-    name = "hs_scores.npz" if have.all() else f"hs_scores_partial{int(have.sum())}.npz"
+    name = "hs_scores" if have.all() else f"hs_scores_partial{int(have.sum())}"
 
     def compute():
         from skctd import delegation_value
 
-        _quiet()
         tr, dev = load_split(data_dir, "hs_train"), load_split(data_dir, "hs_dev")
         Z_tr, Z_dev, Z_te = (features(data_dir, cache, k) for k in ("hs_train", "hs_dev", "hs_test"))
         probe = make_probe().fit(Z_tr, tr.label)
@@ -363,21 +356,21 @@ def high_stakes_scores(data_dir: Path, cache: Path, refit: bool, e_dev: np.ndarr
         p_te = probe.predict_proba(Z_te)[:, 1]
         yd, pd_, ed = dev.label[have], p_dev[have], e_dev[have]
         v = delegation_value(yd, pd_, ed)
-        vb = delegation_value(yd, pd_, ed, kind="binary")
-        dvm = make_dv_probe().fit(Z_dev[have], v)
-        dvb = make_dv_probe().fit(Z_dev[have], vb)
+        v_binary = delegation_value(yd, pd_, ed, kind="binary")
+        dv_probe = make_dv_probe().fit(Z_dev[have], v)
+        dv_probe_binary = make_dv_probe().fit(Z_dev[have], v_binary)
         return {
             "p_dev": p_dev,
             "p_test": p_te,
-            "dv_test": dvm.predict(Z_te),
-            "dvb_test": dvb.predict(Z_te),
-            "dv_dev_fit": dvm.predict(Z_dev[have]),
+            "dv_test": dv_probe.predict(Z_te),
+            "dvb_test": dv_probe_binary.predict(Z_te),
+            "dv_dev_fit": dv_probe.predict(Z_dev[have]),
             "probe_C": np.asarray(_probe_c(probe)),
-            "dv_alpha": np.asarray(_ridge_alpha(dvm)),
-            "dvb_alpha": np.asarray(_ridge_alpha(dvb)),
+            "dv_alpha": np.asarray(_ridge_alpha(dv_probe)),
+            "dvb_alpha": np.asarray(_ridge_alpha(dv_probe_binary)),
         }
 
-    return _cached_npz(cache / "stages" / name, compute, refit)
+    return _cached_npz(_model_cache(cache, name), compute, refit)
 
 
 def run_high_stakes(
@@ -386,7 +379,8 @@ def run_high_stakes(
     from sklearn.metrics import roc_auc_score
 
     from skctd import delegation_value, effective_delegation_capacity
-    from skctd.report import evaluate_cascade
+    from skctd.evaluation import evaluate_scores
+    from skctd.report import write_report
 
     dev, te = load_split(data_dir, "hs_dev"), load_split(data_dir, "hs_test")
     e_dev = dev_judge(data_dir, cache, partial)
@@ -404,7 +398,7 @@ def run_high_stakes(
     y = te.label
     cal = _calibration_mask(len(y), 0)
     t0 = time.perf_counter()
-    ev = evaluate_cascade(
+    ev = evaluate_scores(
         y, s["p_test"], e_te, s["dv_test"], groups=te.group, dv_binary_scores=s["dvb_test"],
         delta=0.1, alpha=0.2, batch_sizes=(32, 64, 128), n_splits=n_splits,
         calibration_mask=cal, random_state=0,
@@ -424,7 +418,9 @@ def run_high_stakes(
         "dev (in-sample)": _dv_fit_report(dev.label[have], s["p_dev"][have], e_dev[have], s["dv_dev_fit"]),
     }
     cap_dev = effective_delegation_capacity(dev.label[have], s["p_dev"][have], e_dev[have])
-    vb_dev = delegation_value(dev.label[have], s["p_dev"][have], e_dev[have], kind="binary")
+    v_binary_dev = delegation_value(
+        dev.label[have], s["p_dev"][have], e_dev[have], kind="binary"
+    )
     intro = f"""\
 Reproduction of the paper's protocol (Sections 4-5, Appendices A and D) on the
 high-stakes data of McKenzie et al. (`shared/data/high-stakes`), in the paper's
@@ -437,7 +433,7 @@ model whose activations the probes read.
   to {MAX_TOKENS} tokens (plain texts wrapped as one user message).
 - Safety probe: standardise + logistic regression on `train.jsonl` ({len(load_split(data_dir, "hs_train").label)}
   rows, synthetic), C = {float(s["probe_C"]):.4g} chosen by 5-fold CV (log loss) over
-  {", ".join(f"{c:g}" for c in PROBE_CS)}.
+  {", ".join(f"{c:g}" for c in probe_cs())}.
 - Expert: SmolLM2 judge (`TransformersJudge("smollm2", max_input_tokens={MAX_TOKENS})`,
   default prompt), P("Yes") renormalised over Yes/No.
 - DV probe: standardise + ridge on `dev.jsonl` ({n_dv} of {len(dev.label)} rows), target
@@ -451,7 +447,7 @@ model whose activations the probes read.
 
 Judge AUROC on test {aurocs["judge_test"]:.4f} (dev {aurocs["judge_dev"]:.4f}); probe AUROC on
 test {aurocs["probe_test"]:.4f} (dev {aurocs["probe_dev"]:.4f}). Effective delegation capacity
-on dev {cap_dev:.3f}; share of binary-DV positives on dev {vb_dev.mean():.3f}.
+on dev {cap_dev:.3f}; share of binary-DV positives on dev {v_binary_dev.mean():.3f}.
 {partial_note}"""
     dv_md = "| pool | MSE(d, v) | Spearman(d, v) | mean v |\n|---|---|---|---|\n" + "".join(
         f"| {k} | {r['mse']:.4f} | {r['spearman']:.4f} | {r['mean_v']:+.4f} |\n" for k, r in dvfit.items()
@@ -459,15 +455,16 @@ on dev {cap_dev:.3f}; share of binary-DV positives on dev {vb_dev.mean():.3f}.
     settings = {
         "data": "shared/data/high-stakes (train / dev / test)",
         "activations": f"smollm2 hidden_states[{LAYER}], mean pooling, max_length={MAX_TOKENS}, chat template",
-        "probe": f"StandardScaler + LogisticRegressionCV(C={float(s['probe_C']):.4g})",
-        "dv_probe": f"StandardScaler + RidgeCV(alpha={float(s['dv_alpha']):.4g}); binary: alpha={float(s['dvb_alpha']):.4g}",
+        "probe": f"skctd.probes.make_safety_probe: StandardScaler + LogisticRegression(C={float(s['probe_C']):.4g})",
+        "dv_probe": f"skctd.probes.make_dv_probe: StandardScaler + RidgeCV(alpha={float(s['dv_alpha']):.4g}); binary: alpha={float(s['dvb_alpha']):.4g}",
         "expert": f"TransformersJudge('smollm2', max_input_tokens={MAX_TOKENS})",
         "calibration_mask": "fixed random half of test.jsonl (seed 0)",
         "evaluation_seconds": round(t_eval, 1),
         "model_fit_seconds": round(float(s["seconds"]), 1),
         "dv_training_rows": n_dv,
     }
-    ev.write(
+    write_report(
+        ev,
         out / "high_stakes",
         title="CTD on the high-stakes data, SmolLM2 judge as the (weak) expert",
         intro=intro,
@@ -510,7 +507,6 @@ def xstest_probe_folds(data_dir: Path, cache: Path, refit: bool) -> dict:
     def compute():
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-        _quiet()
         y = load_split(data_dir, "xstest").label
         Z = features(data_dir, cache, "xstest")
         folds = np.empty(len(y), dtype=int)
@@ -528,7 +524,7 @@ def xstest_probe_folds(data_dir: Path, cache: Path, refit: bool) -> dict:
             log.info("xstest probe fold %d/%d done (C=%g)", k + 1, N_FOLDS, cs[-1])
         return {"p": p, "p_inner": p_inner, "folds": folds, "probe_C": np.asarray(cs)}
 
-    return _cached_npz(cache / "stages" / "xs_probe.npz", compute, refit)
+    return _cached_npz(_model_cache(cache, "xs_probe"), compute, refit)
 
 
 def xstest_dv(Z, y, e, keep, pf) -> dict:
@@ -543,20 +539,21 @@ def xstest_dv(Z, y, e, keep, pf) -> dict:
         tr = ~te & keep
         p_in = pf["p_inner"][k, tr]
         v = delegation_value(y[tr], p_in, e[tr])
-        vb = delegation_value(y[tr], p_in, e[tr], kind="binary")
-        m = make_dv_probe().fit(Z[tr], v)
-        mb = make_dv_probe().fit(Z[tr], vb)
-        alphas.append(_ridge_alpha(m))
-        dv[te], dvb[te] = m.predict(Z[te]), mb.predict(Z[te])
+        v_binary = delegation_value(y[tr], p_in, e[tr], kind="binary")
+        dv_probe = make_dv_probe().fit(Z[tr], v)
+        dv_probe_binary = make_dv_probe().fit(Z[tr], v_binary)
+        alphas.append(_ridge_alpha(dv_probe))
+        dv[te] = dv_probe.predict(Z[te])
+        dvb[te] = dv_probe_binary.predict(Z[te])
     return {"dv": dv, "dvb": dvb, "dv_alpha": np.asarray(alphas)}
 
 
 def run_xstest(data_dir: Path, cache: Path, out: Path, refit: bool, n_splits: int) -> list[dict]:
     from sklearn.metrics import roc_auc_score
 
-    from skctd.report import evaluate_cascade
+    from skctd.evaluation import evaluate_scores
+    from skctd.report import write_report
 
-    _quiet()
     b = load_split(data_dir, "xstest")
     y, n = b.label, len(b.label)
     Z = features(data_dir, cache, "xstest")
@@ -571,11 +568,11 @@ def run_xstest(data_dir: Path, cache: Path, out: Path, refit: bool, n_splits: in
         e = np.array([np.nan if v is None else float(v) for v in raw])
         dropped = [str(b.id[i]) for i in np.flatnonzero(~keep)]
         d = _cached_npz(
-            cache / "stages" / f"xs_dv_{name}.npz", lambda e=e, keep=keep: xstest_dv(Z, y, e, keep, pf), refit
+            _model_cache(cache, f"xs_dv_{name}"), lambda e=e, keep=keep: xstest_dv(Z, y, e, keep, pf), refit
         )
         yk, pk, ek = y[keep], pf["p"][keep], e[keep]
         t0 = time.perf_counter()
-        ev = evaluate_cascade(
+        ev = evaluate_scores(
             yk, pk, ek, d["dv"][keep], groups=b.group[keep], dv_binary_scores=d["dvb"][keep],
             alphas=alphas, delta=0.1, alpha=0.2, batch_sizes=(32, 64, 128), n_splits=n_splits,
             calibration_mask=cal_all[keep], random_state=0,
@@ -633,7 +630,8 @@ fold {", ".join(f"{c:g}" for c in pf["probe_C"])}; DV ridge alpha per fold
             "dv_alpha_per_fold": [float(a) for a in d["dv_alpha"]],
             "evaluation_seconds": round(t_eval, 1),
         }
-        ev.write(
+        write_report(
+            ev,
             out / f"xstest_{name}",
             title=f"CTD on XSTest, {name} refusals as the expert",
             intro=intro,
@@ -665,7 +663,7 @@ fold {", ".join(f"{c:g}" for c in pf["probe_C"])}; DV ridge alpha per fold
 # ---------------------------------------------------------------------- the summary
 def write_summary(out: Path, runs: list[dict], cache: Path) -> None:
     """``README.md`` across runs (merging with runs written earlier) + ``summary.json``."""
-    from skctd.report import CLAIMS
+    from skctd.evaluation import CLAIMS
 
     path = out / "summary.json"
     old = json.loads(path.read_text()) if path.is_file() else {"runs": []}
@@ -684,7 +682,7 @@ def write_summary(out: Path, runs: list[dict], cache: Path) -> None:
         "Generated by `python benchmarks/reproduce_paper.py` (see its docstring for the "
         "stages and caches). One folder per run, each with `report.md`, `results.json` "
         "and figures. Every number below was measured by that script on "
-        "`shared/data`; the verdicts are `skctd.report.check_claims` on those numbers "
+        "`shared/data`; the verdicts are `skctd.evaluation.check_claims` on those numbers "
         "(AUROC / accuracy differences below 0.005 count as ties; the budget curves come "
         "from one calibration/evaluation split).\n"
     )
@@ -693,8 +691,9 @@ def write_summary(out: Path, runs: list[dict], cache: Path) -> None:
         f"- Features: SmolLM2-135M-Instruct (packaged GGUF, float32 on CPU) "
         f"`hidden_states[{LAYER}]` (middle of 30 blocks), mean pooling over the chat-templated "
         f"input truncated to {MAX_TOKENS} tokens.\n"
-        "- Safety probe: StandardScaler + LogisticRegressionCV (C by 5-fold CV, log loss). "
-        "DV probe: StandardScaler + RidgeCV.\n"
+        "- Safety probe: `skctd.probes.make_safety_probe` (StandardScaler + logistic "
+        "regression, C by 5-fold CV on log loss). DV probe: `skctd.probes.make_dv_probe` "
+        "(StandardScaler + RidgeCV, leave-one-out).\n"
         "- Protocol: delta = 0.1, 100 candidate thresholds, Pareto filter on accuracy "
         "risk with 30% of the calibration half, top-k batch sizes 32/64/128 (tables at "
         "B = 128), group table / main guarantee at alpha = 0.2, guarantee also at the "
@@ -719,7 +718,7 @@ def write_summary(out: Path, runs: list[dict], cache: Path) -> None:
         fit_note = "" if fit is None else f"; before it, probe + DV-probe fits {fit:.0f} s{shared}"
         md.append(
             f"| evaluation {r['name']} | {r['reference']['n']} | {r['evaluation_seconds']:.0f} "
-            f"| | evaluate_cascade + guarantee at alpha=0.3{fit_note} |\n"
+            f"| | evaluate_scores + guarantee at alpha=0.3{fit_note} |\n"
         )
     md.append("\n## Probe and expert quality\n")
     md.append(
@@ -842,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from skctd.cli import default_cache_dir
+
     cache = (args.cache_dir or default_cache_dir()).expanduser().resolve()
     (cache / "stages").mkdir(parents=True, exist_ok=True)
     for spec in args.import_judge_scores:

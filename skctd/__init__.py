@@ -48,8 +48,8 @@ _PUBLIC = {
     "CalibratedDelegationCascade": "cascade",
     "ActivationTransformer": "llm",
     # evaluation reports
-    "evaluate_cascade": "report",
-    "CascadeEvaluation": "report",
+    "evaluate_cascade": "evaluation",
+    "CascadeEvaluation": "evaluation",
     "load_demo": "datasets",
 }
 

@@ -14,13 +14,20 @@ from sklearn.base import (
     _fit_context,
     clone,
 )
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import check_cv, cross_val_predict, train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    process_routing,
+)
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
+    _check_method_params,
     _num_samples,
     check_array,
     check_consistent_length,
@@ -32,6 +39,8 @@ from sklearn.utils.validation import (
 from skctd.calibration import calibrate_threshold
 from skctd.delegation import delegation_value, uncertainty_signal
 from skctd.experts import BaseExpert, ExpertReport, as_expert
+from skctd.probes import make_dv_probe, make_safety_probe
+from skctd.utils import check_known_labels
 
 __all__ = ["CalibratedDelegationCascade"]
 
@@ -52,22 +61,36 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     Each decision depends on one input only, so the cascade serves a stream one input
     at a time: a batch gives exactly what each row gives alone.
 
+    .. warning::
+
+        Calibrate on data that neither probe saw during training, drawn like the
+        deployment traffic. Calibrating on training data (for example with
+        :meth:`calibrate` on the rows given to :meth:`fit`) is data leakage: the
+        probes look better there than on new inputs and the budget guarantee no
+        longer holds.
+
     Read more in the :ref:`User Guide <cascade>`.
 
     Parameters
     ----------
-    expert : BaseExpert, callable or classifier, default=None
+    expert : BaseExpert, callable, classifier or str
         The expensive model, called on the *raw* rows of ``X`` that are delegated.
-        A callable ``f(X_rows) -> P(classes_[1])`` is wrapped in
-        :class:`~skctd.FunctionExpert`, a fitted classifier in
-        :class:`~skctd.ClassifierExpert`. Required.
+        Required, like the ``estimator`` of scikit-learn's meta-estimators: there
+        is no sensible default expert. A callable ``f(X_rows) -> P(classes_[1])``
+        is wrapped in :class:`~skctd.FunctionExpert`, a fitted classifier in
+        :class:`~skctd.ClassifierExpert`, a ``"module:function"`` string is
+        imported and wrapped as a function (see :func:`~skctd.as_expert`).
     probe : classifier, default=None
         The safety probe, fitted on the features. ``None`` means
-        ``LogisticRegression(max_iter=1000)``. Pass ``FrozenEstimator(fitted_probe)``
-        to use an already trained probe as is.
+        :func:`skctd.probes.make_safety_probe` (standardised features, logistic
+        regression with ``C`` tuned by 5-fold cross-validated log-loss), seeded
+        from ``random_state``. Pass ``FrozenEstimator(fitted_probe)``
+        (:class:`sklearn.frozen.FrozenEstimator`) to use a probe trained on other
+        data as is; it is then not cross-fitted either (see ``cv``).
     dv_estimator : regressor, default=None
         The DV probe, fitted to predict the delegation value from the features.
-        ``None`` means ``Ridge(alpha=1.0)``.
+        ``None`` means :func:`skctd.probes.make_dv_probe` (standardised features,
+        ridge regression with its penalty tuned by leave-one-out).
     featurizer : transformer, default=None
         Applied to the raw ``X`` to get the probes' features (for example
         :class:`~skctd.ActivationTransformer`). ``None``: ``X`` already holds
@@ -102,17 +125,22 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     cv : int, cross-validation generator or iterable, default=5
         Cross-fitting of the probe on the training part: the DV targets use
         out-of-fold probe scores, which reflect the probe's errors on unseen data.
+        Not used for a ``FrozenEstimator`` probe: it was trained on other data, so
+        its scores on the training part are already out-of-sample and are used
+        directly.
     combine : {"replace", "average"}, default="replace"
         On delegated rows, the final score is the expert's score, or the mean of
         the expert's and the probe's.
     random_state : int, RandomState instance or None, default=None
-        Controls the training/calibration split and the split inside the
-        calibration.
+        Controls the training/calibration split, the folds of the default probe's
+        cross-validation and the split inside the calibration.
 
     Attributes
     ----------
     classes_ : ndarray of shape (2,)
-        The two class labels. Scores are probabilities of ``classes_[1]``.
+        The two class labels. Scores are probabilities of ``classes_[1]``; to
+        encode labels as 0/1 the same way, use
+        ``skctd.utils.check_known_labels(y, cascade.classes_)``.
     featurizer_ : transformer or None
         The fitted featurizer.
     probe_ : classifier
@@ -141,6 +169,8 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     --------
     skctd.calibrate_threshold : The Learn-then-Test calibration on arrays.
     skctd.ActivationTransformer : LLM hidden states as features.
+    skctd.probes.make_safety_probe : The default probe.
+    skctd.evaluation.evaluate_cascade : The paper's evaluation of a fitted cascade.
 
     Notes
     -----
@@ -151,8 +181,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     little calibration data for this ``alpha`` and ``delta``), the cascade never
     delegates and warns.
 
-    Warning: calibrate on data that neither probe saw during training, drawn like
-    the deployment traffic; reusing training data breaks the guarantee.
+    ``fit`` routes metadata such as ``sample_weight`` to the featurizer, the probe
+    (including its cross-fitting) and the DV probe when scikit-learn's metadata
+    routing is enabled (``sklearn.set_config(enable_metadata_routing=True)`` and
+    ``probe.set_fit_request(sample_weight=True)``, ...); the threshold calibration
+    itself is unweighted.
 
     References
     ----------
@@ -168,7 +201,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     >>> def oracle_like_expert(X_rows):  # a strong expert: a fixed function of the row
     ...     return 1 / (1 + np.exp(-4 * X_rows @ np.linspace(-1, 1, X_rows.shape[1])))
     >>> cascade = CalibratedDelegationCascade(
-    ...     expert=oracle_like_expert, alpha=0.2, delta=0.1, random_state=0
+    ...     oracle_like_expert, alpha=0.2, delta=0.1, random_state=0
     ... ).fit(X, y)
     >>> routed = cascade.route(X[:500])
     >>> bool(routed.delegated.mean() <= 0.3)
@@ -178,7 +211,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     """
 
     _parameter_constraints: dict = {
-        "expert": [BaseExpert, HasMethods(["predict_proba"]), callable, str, None],
+        "expert": [BaseExpert, HasMethods(["predict_proba"]), callable, str],
         "probe": [HasMethods(["fit", "predict_proba"]), None],
         "dv_estimator": [HasMethods(["fit", "predict"]), None],
         "featurizer": [HasMethods(["fit", "transform"]), None],
@@ -202,7 +235,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
 
     def __init__(
         self,
-        expert: Any = None,
+        expert: Any,
         *,
         probe: Any = None,
         dv_estimator: Any = None,
@@ -240,7 +273,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(
-        self, X: Any, y: Any, *, expert_scores: Any = None
+        self, X: Any, y: Any, *, expert_scores: Any = None, **fit_params: Any
     ) -> CalibratedDelegationCascade:
         """Fit the probe and the DV probe, then calibrate the threshold.
 
@@ -260,12 +293,20 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
             The expert's probability of ``classes_[1]`` for each row of ``X``, if
             already known; the expert is then not called during ``fit``. NaN marks
             rows the expert failed on (the probe score is used for them).
+        **fit_params : dict
+            Metadata (e.g. ``sample_weight``) routed to the ``fit`` of the
+            featurizer, the probe (also in its cross-fitting) and the DV probe,
+            sliced to the training part. Only with metadata routing enabled
+            (``sklearn.set_config(enable_metadata_routing=True)``); each inner
+            estimator says what it takes, e.g.
+            ``LogisticRegression().set_fit_request(sample_weight=True)``.
 
         Returns
         -------
         self : object
             The fitted cascade.
         """
+        _raise_for_params(fit_params, self, "fit")
         X, y = self._validate_X_y(X, y)
         y = self._check_binary(y)
         le = LabelEncoder().fit(y)
@@ -273,37 +314,57 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         y_enc = le.transform(y)
         n = _num_samples(X)
         expert_scores = self._check_expert_scores(expert_scores, n)
+        routed = process_routing(self, "fit", **fit_params)
         self.expert_ = as_expert(self.expert)
         self.expert_report_ = ExpertReport()
         rng = check_random_state(self.random_state)
 
         train_idx, cal_idx = self._split(y_enc, rng)
+        calibration_seed = rng.randint(np.iinfo(np.int32).max)
+        probe = self.probe
+        if probe is None:
+            probe = make_safety_probe(random_state=rng.randint(np.iinfo(np.int32).max))
         X_train = _safe_indexing(X, train_idx)
+        y_train, y_train_enc = y[train_idx], y_enc[train_idx]
+
+        def train_params(params):
+            return _check_method_params(X, params=params, indices=train_idx)
 
         if self.featurizer is None:
             self.featurizer_ = None
         else:
             self.featurizer_ = clone(self.featurizer).fit(
-                X_train, _safe_indexing(y, train_idx)
+                X_train, y_train, **train_params(routed.featurizer.fit)
             )
         Z = self._featurize(X)
-        Z_train, y_train, y_train_enc = Z[train_idx], y[train_idx], y_enc[train_idx]
+        Z_train = Z[train_idx]
 
-        probe = LogisticRegression(max_iter=1000) if self.probe is None else self.probe
-        self.probe_ = clone(probe).fit(Z_train, y_train)
+        probe_params = train_params(routed.probe.fit)
+        self.probe_ = clone(probe).fit(Z_train, y_train, **probe_params)
 
         if self.signal == "dv":
-            cv = check_cv(self.cv, y_train, classifier=True)
-            oof = cross_val_predict(
-                clone(probe), Z_train, y_train, cv=cv, method="predict_proba"
-            )
-            p_oof = oof[:, 1]
+            if isinstance(probe, FrozenEstimator):
+                # trained on other data: its scores here are already out-of-sample
+                p_train = self._probe_scores(Z_train)
+            else:
+                cv = check_cv(self.cv, y_train, classifier=True)
+                oof = cross_val_predict(
+                    clone(probe),
+                    Z_train,
+                    y_train,
+                    cv=cv,
+                    method="predict_proba",
+                    params={**probe_params, **train_params(routed.splitter.split)},
+                )
+                p_train = oof[:, 1]
             e_train = self._expert_scores_for(
-                X, train_idx, expert_scores, fallback=p_oof
+                X, train_idx, expert_scores, fallback=p_train
             )
-            v = delegation_value(y_train_enc, p_oof, e_train, kind=self.dv_target)
-            dv = Ridge(alpha=1.0) if self.dv_estimator is None else self.dv_estimator
-            self.dv_estimator_ = clone(dv).fit(Z_train, v)
+            v = delegation_value(y_train_enc, p_train, e_train, kind=self.dv_target)
+            dv = make_dv_probe() if self.dv_estimator is None else self.dv_estimator
+            self.dv_estimator_ = clone(dv).fit(
+                Z_train, v, **train_params(routed.dv_estimator.fit)
+            )
         else:
             self.dv_estimator_ = None
 
@@ -316,17 +377,20 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
                 cal_idx,
                 y_enc[cal_idx],
                 expert_scores,
-                random_state=rng.randint(np.iinfo(np.int32).max),
+                random_state=calibration_seed,
             )
         return self
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def calibrate(
         self, X: Any, y: Any, *, expert_scores: Any = None
     ) -> CalibratedDelegationCascade:
         """Recalibrate the threshold on fresh held-out data; the probes are kept.
 
-        Use it after ``fit(..., calibration_size=None)``, or when traffic drifts.
-        The data must not have been used to train the probes.
+        Use it after ``fit(..., calibration_size=None)``, or when traffic drifts, or
+        to try another ``alpha`` / ``delta`` (``set_params`` first) without
+        retraining. The data must not have been used to train the probes (see the
+        warning in the class description).
 
         Parameters
         ----------
@@ -335,7 +399,8 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         y : array-like of shape (n_samples,)
             Their labels, among ``classes_``.
         expert_scores : array-like of shape (n_samples,), default=None
-            The expert's scores for these rows, if already known.
+            The expert's scores for these rows, if already known (NaN for a failed
+            call: the probe score is used).
 
         Returns
         -------
@@ -344,7 +409,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         """
         check_is_fitted(self, "probe_")
         X, y = self._validate_X_y(X, y, reset=False)
-        y_enc = self._encode_known(y)
+        y_enc = check_known_labels(y, self.classes_)
         n = _num_samples(X)
         expert_scores = self._check_expert_scores(expert_scores, n)
         self.expert_report_ = ExpertReport()
@@ -404,16 +469,53 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         if not keep_reference:
             self.reference_scores_ = np.empty(0)
 
+    def get_metadata_routing(self) -> MetadataRouter:
+        """Get the metadata routing of this object.
+
+        ``fit`` routes metadata to the ``fit`` of the featurizer (when set), the
+        probe, the DV probe (when ``signal="dv"``), and to the ``split`` of the
+        cross-fitting splitter ``cv``. See scikit-learn's user guide on metadata
+        routing for how the mechanism works.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter` encapsulating
+            routing information.
+        """
+        fit = MethodMapping().add(caller="fit", callee="fit")
+        router = MetadataRouter(owner=self)
+        if self.featurizer is not None:
+            router.add(featurizer=self.featurizer, method_mapping=fit)
+        probe = make_safety_probe() if self.probe is None else self.probe
+        router.add(probe=probe, method_mapping=fit)
+        if self.signal == "dv":
+            dv = make_dv_probe() if self.dv_estimator is None else self.dv_estimator
+            router.add(dv_estimator=dv, method_mapping=fit)
+        router.add(
+            splitter=check_cv(self.cv),
+            method_mapping=MethodMapping().add(caller="fit", callee="split"),
+        )
+        return router
+
     # --------------------------------------------------------------- prediction
-    def route(self, X: Any) -> Bunch:
+    def route(self, X: Any, *, call_expert: bool = True) -> Bunch:
         """Route each row: probe score, signal, delegation, expert score, final score.
 
-        The expert is called once, on the delegated rows only.
+        The expert is called once, on the delegated rows only, or not at all with
+        ``call_expert=False``.
 
         Parameters
         ----------
         X : array-like or sequence of inputs
             Inputs in the same form as for ``fit``.
+        call_expert : bool, default=True
+            ``False`` computes everything the cascade decides without calling the
+            expert: ``probe_scores``, ``signal`` and ``delegated`` are as with
+            ``True``; ``expert_scores`` is NaN on every row, ``expert_failed`` is
+            all ``False``, the ``expert_report`` is empty and ``scores`` holds the
+            probe scores (what the cascade would return if no expert answered).
+            Use it to evaluate the cascade with expert scores computed elsewhere.
 
         Returns
         -------
@@ -423,6 +525,25 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
             (bool), ``scores`` (final probability of ``classes_[1]``),
             ``threshold`` and ``expert_report`` (an :class:`~skctd.ExpertReport`:
             calls, failures, retries, cache hits).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from skctd import CalibratedDelegationCascade
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(600, 3))
+        >>> y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+        >>> def expert(rows):
+        ...     return 1 / (1 + np.exp(-5 * (rows[:, 0] + rows[:, 1] * rows[:, 2])))
+        >>> cascade = CalibratedDelegationCascade(
+        ...     expert, probe=LogisticRegression(), alpha=0.3, random_state=0
+        ... ).fit(X[:400], y[:400])
+        >>> quiet = cascade.route(X[400:], call_expert=False)
+        >>> bool(np.isnan(quiet.expert_scores).all()), quiet.expert_report.n_rows
+        (True, 0)
+        >>> bool(np.array_equal(quiet.scores, quiet.probe_scores))
+        True
         """
         check_is_fitted(self, "probe_")
         X = self._validate_X(X)
@@ -432,12 +553,12 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         delegated = signal > self.threshold_
         e = np.full(len(p), np.nan)
         report = ExpertReport()
-        idx = np.flatnonzero(delegated)
+        idx = np.flatnonzero(delegated) if call_expert else np.empty(0, dtype=int)
         if idx.size:
             e[idx], report = self.expert_.score_with_report(_safe_indexing(X, idx))
             report.failed_rows = [int(idx[r]) for r in report.failed_rows]
-        failed = delegated & np.isnan(e)
-        ok = delegated & ~failed
+        failed = delegated & np.isnan(e) if call_expert else np.zeros_like(delegated)
+        ok = delegated & ~np.isnan(e)
         scores = p.copy()
         scores[ok] = e[ok] if self.combine == "replace" else 0.5 * (e[ok] + p[ok])
         return Bunch(
@@ -499,9 +620,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         -------
         signal : ndarray of shape (n_samples,)
         """
-        check_is_fitted(self, "probe_")
-        Z = self._featurize(self._validate_X(X))
-        return self._signal(Z, self._probe_scores(Z))
+        return self.route(X, call_expert=False).signal
 
     def delegate(self, X: Any) -> np.ndarray:
         """Which rows would be sent to the expert (the expert is not called).
@@ -514,20 +633,9 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         -------
         mask : ndarray of bool of shape (n_samples,)
         """
-        return self.delegation_signal(X) > self.threshold_
+        return self.route(X, call_expert=False).delegated
 
     # ---------------------------------------------------------------- internals
-    def _encode_known(self, y) -> np.ndarray:
-        """0/1 codes of labels among ``classes_``; unknown labels are an error."""
-        y = np.asarray(y)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y contains labels {unknown.tolist()} not seen in fit; the cascade "
-                f"knows the classes {self.classes_.tolist()}."
-            )
-        return np.searchsorted(self.classes_, y)
-
     def _validate_X_y(self, X, y, reset=True):
         if self.featurizer is None:
             return validate_data(self, X, y, reset=reset)

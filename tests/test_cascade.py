@@ -6,13 +6,20 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import sklearn
 from scipy.special import expit
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score
-from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.pipeline import make_pipeline
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    StratifiedKFold,
+    cross_val_predict,
+    cross_val_score,
+)
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -21,8 +28,10 @@ from skctd import (
     ExpertError,
     FunctionExpert,
     PrecomputedExpert,
+    delegation_value,
 )
 from skctd.experts import BaseExpert
+from skctd.probes import make_dv_probe, make_safety_probe
 
 
 def make_hard_region_data(n, seed):
@@ -67,6 +76,15 @@ class CountingExpert(BaseExpert):
         return self.func(X)
 
 
+def make(expert, **params):
+    """A cascade with a plain LogisticRegression probe, fast to fit.
+
+    The default probe tunes C by cross-validation and is cross-fitted, (cv + 1)
+    grid searches per fit; the tests of the defaults use it explicitly.
+    """
+    return CalibratedDelegationCascade(expert, **{"probe": LogisticRegression(), **params})
+
+
 def sigmoid_first(X):
     return 1.0 / (1.0 + np.exp(-3.0 * np.asarray(X)[:, 0]))
 
@@ -81,7 +99,7 @@ def test_perfect_expert_uses_the_budget_and_helps(data):
     X, y, X_eval, y_eval = data
     X_all = np.vstack([X, X_eval])
     y_all = np.concatenate([y, y_eval])
-    cascade = CalibratedDelegationCascade(
+    cascade = make(
         perfect_expert_for(X_all, y_all), alpha=0.2, delta=0.1, random_state=0
     ).fit(X, y)
     routed = cascade.route(X_eval)
@@ -100,7 +118,7 @@ def test_perfect_expert_uses_the_budget_and_helps(data):
 def test_useless_expert_is_rarely_called_and_does_not_hurt(data):
     X, y, X_eval, y_eval = data
     X_all = np.vstack([X, X_eval])
-    cascade = CalibratedDelegationCascade(
+    cascade = make(
         random_expert_for(X_all), alpha=0.5, delta=0.1, random_state=0
     ).fit(X, y)
     routed = cascade.route(X_eval)
@@ -111,7 +129,7 @@ def test_useless_expert_is_rarely_called_and_does_not_hurt(data):
 
 def test_threshold_is_the_calibrated_one(data):
     X, y, X_eval, y_eval = data
-    cascade = CalibratedDelegationCascade(strong_expert, random_state=0).fit(X, y)
+    cascade = make(strong_expert, random_state=0).fit(X, y)
     result = cascade.calibration_
     assert cascade.threshold_ == result.threshold
     assert result.alpha == 0.2 and result.delta == 0.1
@@ -122,7 +140,7 @@ def test_threshold_is_the_calibrated_one(data):
 
 def test_rows_are_independent(data):
     X, y, X_eval, _ = data
-    cascade = CalibratedDelegationCascade(
+    cascade = make(
         FunctionExpert(strong_expert), alpha=0.3, random_state=0
     ).fit(X, y)
     batch = cascade.predict_proba(X_eval[:40])
@@ -136,7 +154,7 @@ def test_rows_are_independent(data):
 def test_expert_called_once_per_row_in_fit_and_only_on_delegated_rows(data):
     X, y, X_eval, _ = data
     expert = CountingExpert(strong_expert)
-    cascade = CalibratedDelegationCascade(expert, alpha=0.3, random_state=0).fit(X, y)
+    cascade = make(expert, alpha=0.3, random_state=0).fit(X, y)
     assert len(expert.seen) == len(set(expert.seen)) == len(X)
     assert cascade.expert_report_.n_rows == len(X)
     expert.seen.clear()
@@ -149,20 +167,20 @@ def test_expert_called_once_per_row_in_fit_and_only_on_delegated_rows(data):
 def test_precomputed_expert_scores_in_fit_skip_the_expert(data):
     X, y, _, _ = data
     expert = CountingExpert(strong_expert)
-    a = CalibratedDelegationCascade(expert, random_state=0).fit(
+    a = make(expert, random_state=0).fit(
         X, y, expert_scores=strong_expert(X)
     )
     assert expert.seen == []
-    b = CalibratedDelegationCascade(FunctionExpert(strong_expert), random_state=0).fit(
+    b = make(FunctionExpert(strong_expert), random_state=0).fit(
         X, y
     )
     assert a.threshold_ == b.threshold_
-    np.testing.assert_allclose(a.dv_estimator_.coef_, b.dv_estimator_.coef_)
+    np.testing.assert_allclose(a.dv_estimator_[-1].coef_, b.dv_estimator_[-1].coef_)
 
 
 def test_calibrate_on_held_out_data(data):
     X, y, X_eval, y_eval = data
-    cascade = CalibratedDelegationCascade(
+    cascade = make(
         strong_expert, calibration_size=None, random_state=0
     ).fit(X, y)
     assert cascade.threshold_ == np.inf and cascade.calibration_ is None
@@ -171,16 +189,14 @@ def test_calibrate_on_held_out_data(data):
     assert np.isfinite(cascade.threshold_)
     result = cascade.calibration_
     assert result.n_test + len(result.opt_indices) == len(X_eval)
-    with pytest.raises(ValueError, match="not seen in fit"):
+    with pytest.raises(ValueError, match="not among the known classes"):
         cascade.calibrate(X_eval[:10], np.full(10, 7))
 
 
 def test_too_few_calibration_rows_warns_and_keeps_the_probe():
     X, y = make_hard_region_data(40, seed=1)
     with pytest.warns(UserWarning, match="calibration rows|certif"):
-        cascade = CalibratedDelegationCascade(
-            strong_expert, calibration_size=3, cv=2, random_state=0
-        ).fit(X, y)
+        cascade = make(strong_expert, calibration_size=3, cv=2, random_state=0).fit(X, y)
     assert cascade.threshold_ == np.inf
     np.testing.assert_allclose(
         cascade.predict_proba(X)[:, 1], cascade.probe_.predict_proba(X)[:, 1]
@@ -190,7 +206,7 @@ def test_too_few_calibration_rows_warns_and_keeps_the_probe():
 def test_string_labels(data):
     X, y, X_eval, _ = data
     labels = np.where(y == 1, "unsafe", "safe")
-    cascade = CalibratedDelegationCascade(strong_expert, random_state=0).fit(X, labels)
+    cascade = make(strong_expert, random_state=0).fit(X, labels)
     assert cascade.classes_.tolist() == ["safe", "unsafe"]
     assert set(cascade.predict(X_eval)) <= {"safe", "unsafe"}
 
@@ -199,7 +215,7 @@ def test_expert_failures_fall_back_to_the_probe(data):
     X, y, X_eval, _ = data
     e_fit = strong_expert(X)
     failing = PrecomputedExpert(e_fit, keys=X, on_error="fallback")  # eval rows unknown
-    cascade = CalibratedDelegationCascade(failing, alpha=0.3, random_state=0).fit(
+    cascade = make(failing, alpha=0.3, random_state=0).fit(
         X, y, expert_scores=e_fit
     )
     routed = cascade.route(X_eval)
@@ -208,16 +224,16 @@ def test_expert_failures_fall_back_to_the_probe(data):
     np.testing.assert_allclose(routed.scores, routed.probe_scores)
     assert routed.expert_report.n_failed == routed.delegated.sum()
     assert routed.expert_report.failed_rows == np.flatnonzero(routed.delegated).tolist()
-    strict = CalibratedDelegationCascade(
-        PrecomputedExpert(e_fit, keys=X), alpha=0.3, random_state=0
-    ).fit(X, y, expert_scores=e_fit)
+    strict = make(PrecomputedExpert(e_fit, keys=X), alpha=0.3, random_state=0).fit(
+        X, y, expert_scores=e_fit
+    )
     with pytest.raises(ExpertError, match="no precomputed score"):
         strict.predict(X_eval)
 
 
 def test_combine_average(data):
     X, y, X_eval, _ = data
-    cascade = CalibratedDelegationCascade(
+    cascade = make(
         strong_expert, combine="average", alpha=0.3, random_state=0
     ).fit(X, y)
     r = cascade.route(X_eval)
@@ -230,7 +246,7 @@ def test_combine_average(data):
 def test_uncertainty_signal_baseline(data):
     X, y, X_eval, _ = data
     expert = CountingExpert(strong_expert)
-    cascade = CalibratedDelegationCascade(
+    cascade = make(
         expert, signal="uncertainty", alpha=0.2, random_state=0
     ).fit(X, y)
     assert cascade.dv_estimator_ is None
@@ -244,7 +260,7 @@ def test_frozen_probe_is_not_refitted(data):
     X, y, X_eval, _ = data
     probe = LogisticRegression(C=0.01).fit(X[:500], y[:500])
     coef = probe.coef_.copy()
-    cascade = CalibratedDelegationCascade(
+    cascade = make(
         strong_expert, probe=FrozenEstimator(probe), random_state=0
     ).fit(X, y)
     np.testing.assert_array_equal(probe.coef_, coef)
@@ -256,7 +272,7 @@ def test_frozen_probe_is_not_refitted(data):
 def test_pipeline_grid_search_cross_val_clone_pickle(data, tmp_path):
     X, y, X_eval, y_eval = data
     X, y = X[:1500], y[:1500]
-    cascade = CalibratedDelegationCascade(FunctionExpert(strong_expert), random_state=0)
+    cascade = make(FunctionExpert(strong_expert), random_state=0)
     pipe = make_pipeline(StandardScaler(), cascade)
     assert pipe.fit(X, y).predict(X_eval).shape == (len(X_eval),)
     search = GridSearchCV(
@@ -283,9 +299,7 @@ def test_pipeline_grid_search_cross_val_clone_pickle(data, tmp_path):
 
 def test_grid_search_over_nested_probe_param(data):
     X, y, _, _ = data
-    cascade = CalibratedDelegationCascade(
-        FunctionExpert(strong_expert), probe=LogisticRegression(), random_state=0
-    )
+    cascade = make(FunctionExpert(strong_expert), random_state=0)
     search = GridSearchCV(cascade, {"probe__C": [0.1, 1.0]}, cv=2).fit(X[:800], y[:800])
     assert search.best_estimator_.probe_.C in (0.1, 1.0)
 
@@ -295,7 +309,7 @@ def test_fit_params_are_routed_by_grid_search(data):
     X, y = X[:900], y[:900]
     expert = CountingExpert(strong_expert)
     search = GridSearchCV(
-        CalibratedDelegationCascade(expert, random_state=0), {"alpha": [0.2, 0.4]}, cv=3
+        make(expert, random_state=0), {"alpha": [0.2, 0.4]}, cv=3
     ).fit(X, y, expert_scores=strong_expert(X))
     # fits used the given scores; the expert was only called to score the folds
     assert search.best_estimator_.expert_report_.n_rows == 0
@@ -315,12 +329,12 @@ def test_fit_params_are_routed_by_grid_search(data):
 def test_bad_parameters(params, match):
     X, y = make_hard_region_data(100, seed=2)
     with pytest.raises(InvalidParameterError, match=match):
-        CalibratedDelegationCascade(strong_expert, **params).fit(X, y)
+        make(strong_expert, **params).fit(X, y)
 
 
 def test_bad_data():
     X, y = make_hard_region_data(200, seed=3)
-    cascade = CalibratedDelegationCascade(strong_expert, random_state=0)
+    cascade = make(strong_expert, random_state=0)
     X_nan = X.copy()
     X_nan[5, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -331,8 +345,6 @@ def test_bad_data():
         cascade.fit(X, np.arange(200) % 3)
     with pytest.raises(ValueError, match="Unknown label type"):
         cascade.fit(X, np.linspace(0, 1, 200))
-    with pytest.raises(ValueError, match="expert is required"):
-        CalibratedDelegationCascade().fit(X, y)
     with pytest.raises(ValueError, match="expert_scores has 3 values"):
         cascade.fit(X, y, expert_scores=[0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match=r"expert_scores must be probabilities"):
@@ -346,4 +358,193 @@ def test_no_warning_on_a_normal_fit(data):
     X, y, _, _ = data
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        CalibratedDelegationCascade(strong_expert, random_state=0).fit(X, y)
+        make(strong_expert, random_state=0).fit(X, y)
+
+
+def test_calibrate_validates_the_parameters(data):
+    X, y, X_eval, y_eval = data
+    cascade = make(strong_expert, calibration_size=None, random_state=0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="alpha"):
+        cascade.set_params(alpha=1.5).calibrate(X_eval, y_eval)
+
+
+# --------------------------------------------------------------------------------------
+# the expert is required (like the estimator of scikit-learn's meta-estimators)
+# --------------------------------------------------------------------------------------
+def test_expert_is_a_required_parameter():
+    X, y = make_hard_region_data(200, seed=3)
+    with pytest.raises(TypeError, match="expert"):
+        CalibratedDelegationCascade()
+    with pytest.raises(InvalidParameterError, match="'expert' parameter"):
+        CalibratedDelegationCascade(None).fit(X, y)
+    assert "expert" in CalibratedDelegationCascade(strong_expert).get_params()
+
+
+# --------------------------------------------------------------------------------------
+# the default probes are the shared recipes
+# --------------------------------------------------------------------------------------
+def test_default_probes_are_the_recipes(data):
+    X, y, X_eval, y_eval = data
+    X, y = X[:1200], y[:1200]
+    a = CalibratedDelegationCascade(strong_expert, cv=3, random_state=0).fit(X, y)
+    assert isinstance(a.probe_, Pipeline) and isinstance(a.dv_estimator_, Pipeline)
+    seed = a.probe_[-1].cv.random_state  # drawn from random_state
+    assert isinstance(seed, int)
+    recipe = make_safety_probe(random_state=seed)
+    assert repr(a.probe_.get_params()) == repr(recipe.get_params())
+    assert a.probe_[-1].best_params_["C"] in recipe[-1].param_grid["C"]
+    assert repr(a.dv_estimator_.get_params()) == repr(make_dv_probe().get_params())
+    assert a.dv_estimator_[-1].alpha_ in make_dv_probe()[-1].alphas
+    # the same random_state, the same cascade
+    b = CalibratedDelegationCascade(strong_expert, cv=3, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X_eval), b.predict_proba(X_eval))
+    assert a.threshold_ == b.threshold_
+    # the threshold calibration draws the same seed as with any other probe
+    c = make(strong_expert, cv=3, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(
+        a.calibration_.opt_indices, c.calibration_.opt_indices
+    )
+
+
+# --------------------------------------------------------------------------------------
+# a frozen probe is not cross-fitted
+# --------------------------------------------------------------------------------------
+class ExplodingCV:
+    """A splitter that fails if the cascade tries to cross-fit."""
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return 3
+
+    def split(self, X, y=None, groups=None):
+        raise RuntimeError("cross-fitting was attempted")
+
+
+def test_frozen_probe_is_not_cross_fitted(data):
+    X, y, _, _ = data
+    probe = LogisticRegression(C=0.01).fit(X[:1000], y[:1000])
+    X_fit, y_fit = X[1000:2500], y[1000:2500]
+    e_fit = strong_expert(X_fit)
+    cascade = CalibratedDelegationCascade(
+        strong_expert, probe=FrozenEstimator(probe), dv_estimator=Ridge(),
+        cv=ExplodingCV(), calibration_size=None, random_state=0,
+    ).fit(X_fit, y_fit, expert_scores=e_fit)
+    # the DV targets use the frozen probe's own scores: out-of-sample already
+    v = delegation_value(y_fit, probe.predict_proba(X_fit)[:, 1], e_fit)
+    np.testing.assert_allclose(cascade.dv_estimator_.coef_, Ridge().fit(X_fit, v).coef_)
+    # a probe that is fitted here is cross-fitted with cv
+    with pytest.raises(RuntimeError, match="cross-fitting was attempted"):
+        make(strong_expert, cv=ExplodingCV(), calibration_size=None).fit(
+            X_fit, y_fit, expert_scores=e_fit
+        )
+
+
+# --------------------------------------------------------------------------------------
+# route without calling the expert
+# --------------------------------------------------------------------------------------
+def test_route_without_calling_the_expert(data):
+    X, y, X_eval, _ = data
+    expert = CountingExpert(strong_expert)
+    cascade = make(expert, alpha=0.3, random_state=0).fit(
+        X, y, expert_scores=strong_expert(X)
+    )
+    quiet = cascade.route(X_eval, call_expert=False)
+    assert expert.seen == [] and quiet.expert_report.n_rows == 0
+    full = cascade.route(X_eval)
+    assert full.delegated.any() and len(expert.seen) == full.delegated.sum()
+    for key in ("probe_scores", "signal", "delegated"):
+        np.testing.assert_array_equal(quiet[key], full[key])
+    assert np.isnan(quiet.expert_scores).all() and not quiet.expert_failed.any()
+    np.testing.assert_array_equal(quiet.scores, quiet.probe_scores)
+    assert quiet.threshold == full.threshold == cascade.threshold_
+    np.testing.assert_array_equal(cascade.delegate(X_eval), full.delegated)
+    np.testing.assert_array_equal(cascade.delegation_signal(X_eval), full.signal)
+
+
+# --------------------------------------------------------------------------------------
+# metadata routing: sample_weight reaches the probe, its cross-fitting, the DV probe
+# --------------------------------------------------------------------------------------
+class RecordingLogisticRegression(LogisticRegression):
+    """Keeps the sample weights it was fitted with."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.weights_seen_ = None if sample_weight is None else np.array(sample_weight)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_sample_weight_needs_metadata_routing(data):
+    X, y, _, _ = data
+    with pytest.raises(ValueError, match="enable_metadata_routing=True"):
+        make(strong_expert).fit(X[:300], y[:300], sample_weight=np.ones(300))
+
+
+def test_sample_weight_is_routed_to_the_probes(data):
+    X, y, _, _ = data
+    X, y = X[:1500], y[:1500]
+    e = strong_expert(X)
+    w = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        cascade = CalibratedDelegationCascade(
+            strong_expert,
+            probe=LogisticRegression().set_fit_request(sample_weight=True),
+            dv_estimator=Ridge().set_fit_request(sample_weight=True),
+            calibration_size=None,
+            random_state=0,
+        ).fit(X, y, expert_scores=e, sample_weight=w)
+        weighted = LogisticRegression().set_fit_request(sample_weight=True)
+        p_oof = cross_val_predict(
+            weighted, X, y, cv=StratifiedKFold(5), method="predict_proba",
+            params={"sample_weight": w},
+        )[:, 1]
+    np.testing.assert_allclose(
+        cascade.probe_.coef_, LogisticRegression().fit(X, y, sample_weight=w).coef_
+    )
+    v = delegation_value(y, p_oof, e)
+    np.testing.assert_allclose(
+        cascade.dv_estimator_.coef_, Ridge().fit(X, v, sample_weight=w).coef_
+    )
+    unweighted = make(strong_expert, dv_estimator=Ridge(), calibration_size=None).fit(
+        X, y, expert_scores=e
+    )
+    assert not np.allclose(unweighted.probe_.coef_, cascade.probe_.coef_)
+
+
+def test_sample_weight_is_sliced_to_the_training_part(data):
+    X, y, _, _ = data
+    X, y = X[:1000], y[:1000]
+    w = np.arange(1.0, 1001.0)  # increasing: the rows a fit received are readable
+    with sklearn.config_context(enable_metadata_routing=True):
+        cascade = CalibratedDelegationCascade(
+            strong_expert,
+            probe=RecordingLogisticRegression().set_fit_request(sample_weight=True),
+            dv_estimator=Ridge().set_fit_request(sample_weight=False),
+            calibration_size=0.3,
+            random_state=0,
+        ).fit(X, y, sample_weight=w)
+        seen = cascade.probe_.weights_seen_
+        assert seen.shape == (700,) and np.all(np.diff(seen) > 0)
+        assert np.isin(seen, w).all()
+        # the default probe does not request the weights: a clear error
+        with pytest.raises(ValueError, match="sample_weight"):
+            CalibratedDelegationCascade(strong_expert).fit(X, y, sample_weight=w)
+
+
+def test_metadata_routing_lists_what_the_inner_estimators_take():
+    with sklearn.config_context(enable_metadata_routing=True):
+        routing = CalibratedDelegationCascade(
+            strong_expert,
+            probe=LogisticRegression().set_fit_request(sample_weight=True),
+            dv_estimator=Ridge().set_fit_request(sample_weight=False),
+            cv=GroupKFold(3),
+        ).get_metadata_routing()
+        assert routing.consumes("fit", ["sample_weight", "groups", "other"]) == {
+            "sample_weight",
+            "groups",
+        }
+        # groups reach the cross-fitting splitter (GroupKFold fails without them)
+        X, y = make_hard_region_data(300, seed=4)
+        groups = np.arange(300) % 6
+        fitted = make(strong_expert, dv_estimator=Ridge(), cv=GroupKFold(3),
+                      random_state=0).fit(X, y, groups=groups)
+        assert np.isfinite(fitted.delegation_signal(X)).all()
+    with pytest.raises(ValueError, match="groups"):
+        make(strong_expert, cv=GroupKFold(3), random_state=0).fit(X, y)

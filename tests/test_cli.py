@@ -9,8 +9,10 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from sklearn.frozen import FrozenEstimator
 
 from skctd.cli import build_parser, main, parse_expert_spec
+from skctd.probes import make_dv_probe
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -129,6 +131,16 @@ def test_run_with_column_expert(data_files, tiny_llama_path, tmp_path, capsys):
     proba = cascade.predict_proba(new)
     assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1)
     assert cascade.alpha == 0.2 and not np.isnan(cascade.threshold_)
+    # the saved cascade: the probe trained on train, frozen; the recipe's DV probe
+    assert isinstance(cascade.probe, FrozenEstimator)
+    assert repr(cascade.dv_estimator) == repr(make_dv_probe())
+    assert res["run"]["dv_ridge_alpha"] == cascade.dv_estimator_[-1].alpha_
+    # one calibration: the report's diagnostics are the saved cascade's calibration
+    threshold = res["calibration"]["threshold"]
+    assert (np.inf if threshold is None else threshold) == cascade.threshold_
+    assert res["run"]["threshold_of_saved_cascade"] == threshold
+    assert res["calibration"]["n_test"] == cascade.calibration_.n_test
+    assert cascade.calibration_.n_opt + cascade.calibration_.n_test == 80
 
     # a rerun hits the activation cache and gives the same numbers
     out2 = tmp_path / "out2"
@@ -159,6 +171,10 @@ def test_run_with_local_judge(data_files, tiny_llama_path, tmp_path):
     assert rep["n_rows"] == 80 + 160 and rep["n_failed"] == 0
     ev = info["evaluation"]
     assert ev.reference["n_evaluation"] == 80
+    # no cache folder: the job used a scratch one, the saved cascade keeps none
+    cascade = info["cascade"]
+    assert cascade.featurizer.cache is None and cascade.featurizer_.cache is None
+    assert ev.calibration is cascade.calibration_
     # the judge's scores are probabilities
     table = ev.sweep.table
     assert np.all((table["accuracy"] >= 0) & (table["accuracy"] <= 1))
@@ -208,6 +224,19 @@ def test_bad_file_names_line_and_field(tmp_path, data_files, capsys):
     assert "'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option, value", [("--alpha", "1.5"), ("--delta", "0")])
+def test_bad_budget_fails_before_any_work(tmp_path, data_files, capsys, option, value):
+    rc = main([
+        "run", "--train", data_files["train"], "--dev", data_files["dev"], "--test",
+        data_files["test"], "--model", "no/such-model", "--layer", "1", "--expert",
+        "column:expert", "--out", str(tmp_path / "o"), "--quiet", option, value,
+    ])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert f"{option} must be a number strictly between 0 and 1, got {float(value)}" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_url_expert_needs_model_name(tmp_path, data_files, tiny_llama_path, capsys):
     rc = main([
         "run", "--train", data_files["train"], "--dev", data_files["dev"], "--test",
@@ -220,11 +249,11 @@ def test_url_expert_needs_model_name(tmp_path, data_files, tiny_llama_path, caps
 
 
 def test_demo_split_is_stratified_and_disjoint(tmp_path):
-    from skctd.cli._main import _demo_files
+    from skctd.cli._demo import demo_files
     from skctd.datasets import load_demo
 
     demo = load_demo()
-    files = _demo_files(tmp_path, seed=0)
+    files = demo_files(tmp_path, seed=0)
     parts = [[json.loads(x) for x in Path(f).read_text().splitlines()] for f in files]
     ids = [{r["id"] for r in p} for p in parts]
     assert sum(map(len, ids)) == len(demo.data)
@@ -234,7 +263,7 @@ def test_demo_split_is_stratified_and_disjoint(tmp_path):
     for p in parts:  # every part has both labels in every domain
         strata = {(r["group"], r["label"]) for r in p}
         assert strata == {(g, t) for g, t in zip(demo.group, demo.target, strict=True)}
-    again = [Path(f).read_text() for f in _demo_files(tmp_path / "again", seed=0)]
+    again = [Path(f).read_text() for f in demo_files(tmp_path / "again", seed=0)]
     assert again == [Path(f).read_text() for f in files]  # same seed, same split
 
 

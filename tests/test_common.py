@@ -1,6 +1,7 @@
 """scikit-learn's estimator checks on preset instances (imbalanced-learn style)."""
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skctd import CalibratedDelegationCascade, FunctionExpert
@@ -13,11 +14,19 @@ def deterministic_expert(X):
 
 
 def _instances():
+    # ``expert`` is required (no default), as scikit-learn's meta-estimators require
+    # their ``estimator``: the checks run on preset instances. A plain logistic
+    # regression probe keeps them fast; the tuned default probe (a grid search,
+    # cross-fitted) runs them in the third instance, on the checks that fit most.
     yield CalibratedDelegationCascade(
-        FunctionExpert(deterministic_expert), cv=3, random_state=0
+        FunctionExpert(deterministic_expert),
+        probe=LogisticRegression(),
+        cv=3,
+        random_state=0,
     )
     yield CalibratedDelegationCascade(
         FunctionExpert(deterministic_expert),
+        probe=LogisticRegression(),
         signal="uncertainty",
         combine="average",
         cv=3,

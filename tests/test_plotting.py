@@ -13,8 +13,6 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from sklearn.utils import Bunch  # noqa: E402
-from sklearn.utils.validation import check_is_fitted  # noqa: E402
 
 from skctd import (  # noqa: E402
     CalibratedDelegationCascade,
@@ -44,26 +42,6 @@ ALL_DISPLAYS = [
     GuaranteeDisplay,
     ThresholdSelectionDisplay,
 ]
-
-
-# --- TEMPORARY shim, to delete when the wt-cascade branch (public
-# ``route(X, *, call_expert=False)``) is merged: until then ``route`` always calls
-# the expert and takes no ``call_expert``. It only activates on the old signature.
-@pytest.fixture(autouse=True)
-def _route_without_expert(monkeypatch):
-    if "call_expert" in inspect.signature(CalibratedDelegationCascade.route).parameters:
-        return
-    original = CalibratedDelegationCascade.route
-
-    def route(self, X, *, call_expert=True):
-        if call_expert:
-            return original(self, X)
-        check_is_fitted(self)
-        Z = self._featurize(self._validate_X(X))
-        p = self._probe_scores(Z)
-        return Bunch(probe_scores=p, signal=self._signal(Z, p))
-
-    monkeypatch.setattr(CalibratedDelegationCascade, "route", route)
 
 
 @pytest.fixture(autouse=True)

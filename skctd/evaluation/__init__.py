@@ -1,6 +1,6 @@
-"""The paper's evaluation protocol on cached arrays.
+"""The paper's evaluation protocol: on cached arrays, or on a fitted cascade.
 
-Every function of this package takes plain arrays -- labels, probe scores, expert scores,
+The protocol functions take plain arrays -- labels, probe scores, expert scores,
 delegation-value (DV) predictions, group labels -- so a full protocol runs in
 seconds once the activations and the expert scores are cached:
 
@@ -25,9 +25,19 @@ A model predicts the positive class when its score is ``>= 0.5``.
 Results are small dataclasses holding a tidy table (a dict of equal-length
 columns); ``to_frame()`` returns a :class:`pandas.DataFrame` (the ``report``
 extra) and ``to_dict()`` a JSON-serialisable dict.
+
+:func:`evaluate_cascade` (a fitted cascade and test data) and :func:`evaluate_scores`
+(cached arrays) run the whole protocol in one call and :func:`check_claims` checks the
+paper's claims on the numbers; :func:`skctd.report.write_report` writes the report.
 """
 
 from skctd.evaluation._binary import BinaryContinuousResult, binary_vs_continuous
+from skctd.evaluation._cascade import (
+    CascadeEvaluation,
+    evaluate_cascade,
+    evaluate_scores,
+)
+from skctd.evaluation._claims import CLAIMS, check_claims
 from skctd.evaluation._groups import GroupResult, group_analysis, group_table
 from skctd.evaluation._guarantee import GuaranteeResult, validate_guarantee
 from skctd.evaluation._metrics import cascade_metrics
@@ -43,6 +53,8 @@ from skctd.evaluation._sweep import (
 
 __all__ = [
     "BinaryContinuousResult",
+    "CLAIMS",
+    "CascadeEvaluation",
     "DEFAULT_ALPHAS",
     "GroupResult",
     "GuaranteeResult",
@@ -54,7 +66,10 @@ __all__ = [
     "budget_sweep",
     "calibration_masks",
     "cascade_metrics",
+    "check_claims",
     "dv_ranking_curve",
+    "evaluate_cascade",
+    "evaluate_scores",
     "group_analysis",
     "group_table",
     "validate_guarantee",

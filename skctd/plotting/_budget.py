@@ -371,19 +371,15 @@ class BudgetCurveDisplay(Display):
         """
         from sklearn.utils.validation import check_is_fitted
 
+        from skctd.utils import check_known_labels
+
         check_is_fitted(estimator)
-        y = np.asarray(y)
-        unknown = np.setdiff1d(np.unique(y), estimator.classes_)
-        if unknown.size:
-            raise ValueError(
-                f"y contains labels {unknown.tolist()} that the cascade did not see "
-                f"in fit; its classes are {estimator.classes_.tolist()}."
-            )
+        y01 = check_known_labels(y, estimator.classes_)
         routing = estimator.route(X, call_expert=False)
         if expert_scores is None:
             expert_scores = estimator.expert_.score(X)
         return cls.from_predictions(
-            (y == estimator.classes_[1]).astype(int),
+            y01,
             routing.probe_scores,
             expert_scores,
             routing.signal,

@@ -1,15 +1,5 @@
-"""One call from cached arrays to the paper's evaluation, and a report on disk."""
+"""The report of ``skctd run``: a CascadeEvaluation written to a folder."""
 
-from skctd.report._report import (
-    CLAIMS,
-    CascadeEvaluation,
-    check_claims,
-    evaluate_cascade,
-)
+from skctd.report._write import write_report
 
-__all__ = [
-    "CLAIMS",
-    "CascadeEvaluation",
-    "check_claims",
-    "evaluate_cascade",
-]
+__all__ = ["write_report"]

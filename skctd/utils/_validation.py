@@ -19,6 +19,7 @@ __all__ = [
     "check_budgets",
     "check_cascade_arrays",
     "check_fraction",
+    "check_known_labels",
     "check_positive_int",
     "check_same_length",
     "check_scores",
@@ -271,3 +272,45 @@ def check_cascade_arrays(
     extra = {name: check_scores(value, name) for name, value in signals.items()}
     check_same_length(**extra, y=y, probe_scores=p, expert_scores=e)
     return (y, p, e, *extra.values())
+
+
+def check_known_labels(y: Any, classes: Any, name: str = "y") -> np.ndarray:
+    """Codes of labels among known ``classes``: the position of each label in ``classes``.
+
+    For a fitted binary classifier, ``check_known_labels(y, clf.classes_)`` is the 0/1
+    encoding of ``y`` (1 = ``classes_[1]``, the positive class).
+
+    Parameters
+    ----------
+    y : array-like of shape (n,)
+        Labels, each one of ``classes``.
+    classes : array-like of shape (k,)
+        The known labels, sorted (as ``classes_`` of a fitted classifier).
+    name : str, default="y"
+        Parameter name used in the error message.
+
+    Returns
+    -------
+    codes : ndarray of int, shape (n,)
+
+    Examples
+    --------
+    >>> from skctd.utils import check_known_labels
+    >>> check_known_labels(["safe", "unsafe", "safe"], ["safe", "unsafe"])
+    array([0, 1, 0])
+    >>> check_known_labels([0, 7], [0, 1])
+    Traceback (most recent call last):
+    ...
+    ValueError: y contains labels [7] that are not among the known classes [0, 1].
+    """
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
+    classes = np.asarray(classes)
+    unknown = np.setdiff1d(np.unique(arr), classes)
+    if unknown.size:
+        raise ValueError(
+            f"{name} contains labels {unknown[:_MAX_ROWS].tolist()} that are not among "
+            f"the known classes {classes.tolist()}."
+        )
+    return np.searchsorted(classes, arr)

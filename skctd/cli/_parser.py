@@ -1,0 +1,138 @@
+"""The ``skctd`` command line: its argument parser and entry point."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from skctd.cli._demo import run_demo
+from skctd.cli._run import DEMO_LAYER, DEMO_MODEL, JobConfig, default_cache_dir, run_job
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alpha", type=float, default=0.2,
+                   help="delegation budget of the saved cascade and the guarantee check")
+    p.add_argument("--delta", type=float, default=0.1, help="LTT confidence parameter")
+    p.add_argument("--n-splits", type=int, default=500,
+                   help="random splits of the guarantee validation")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the splits")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--cache", default=str(default_cache_dir()),
+                   help="cache folder for activations and judge scores ('none' to disable)")
+    p.add_argument("--no-figures", action="store_true", help="tables only, no PNGs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no messages on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``skctd`` command.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        With the sub-commands ``run`` and ``demo``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="skctd",
+        description="Calibrate-Then-Delegate cascades for LLM safety monitoring.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run", help="train, calibrate and evaluate a cascade on your data",
+        description=(
+            "Extract (cached) activations of --model, train the safety probe on "
+            "--train and the delegation-value probe on --dev, score the expert, split "
+            "--test 50/50 into calibration and evaluation, run the paper's evaluation "
+            "protocol and write report.md, results.json, the figures and "
+            "cascade.joblib into --out."
+        ),
+    )
+    run.add_argument("--train", required=True, help="training file (JSONL, CSV, Parquet)")
+    run.add_argument("--dev", required=True, help="development file (trains the DV probe)")
+    run.add_argument("--test", required=True,
+                     help="test file (split 50/50 into calibration and evaluation)")
+    run.add_argument("--model", required=True,
+                     help="monitored model: Hugging Face name or local path "
+                     "('smollm2', 'all-MiniLM-L6-v2' are packaged)")
+    run.add_argument("--layer", type=int, required=True,
+                     help="hidden_states index (0 = embeddings, negative from the end)")
+    run.add_argument("--expert", required=True,
+                     help="column:NAME | http(s)://host/v1 | HF causal LM name or path")
+    run.add_argument("--expert-model", help="model name on the OpenAI-compatible server")
+    run.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                     help="NAME of the environment variable holding the API key")
+    run.add_argument("--expert-concurrency", type=int, default=8)
+    run.add_argument("--expert-timeout", type=float, default=30.0)
+    run.add_argument("--on-error", choices=("fallback", "raise"), default="fallback",
+                     help="a failing expert call keeps the probe score (fallback)")
+    run.add_argument("--out", required=True, help="output folder")
+    for col, default in (("input", "inputs"), ("label", "label"), ("group", "group"),
+                         ("id", "id")):
+        run.add_argument(f"--{col}-column", default=default, help=f"{col} column name")
+    run.add_argument("--pooling", default="mean", choices=("mean", "last", "max", "first"))
+    run.add_argument("--max-length", type=int, default=256, help="tokens per input")
+    run.add_argument("--judge-max-tokens", type=int, default=256,
+                     help="input tokens the judge sees (middle cut)")
+    run.add_argument("--dtype", default="auto")
+    run.add_argument("--n-alphas", type=int, default=20, help="budgets of the sweep")
+    _add_common(run)
+
+    demo = sub.add_parser(
+        "demo", help="the whole job on the embedded demo set, offline on CPU",
+    )
+    demo.add_argument("--out", default="skctd-demo", help="output folder")
+    demo.add_argument("--model", default=DEMO_MODEL, help="monitored model")
+    demo.add_argument("--layer", type=int, default=DEMO_LAYER)
+    demo.add_argument("--max-length", type=int, default=256)
+    _add_common(demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``skctd`` console script.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        0 on success, 2 on bad input (the error is printed on stderr).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return run_demo(args)
+        cfg = JobConfig(
+            train=args.train, dev=args.dev, test=args.test, out=args.out,
+            model=args.model, layer=args.layer, expert=args.expert,
+            expert_model=args.expert_model, api_key_env=args.api_key_env,
+            expert_concurrency=args.expert_concurrency,
+            expert_timeout=args.expert_timeout, on_error=args.on_error,
+            input_column=args.input_column, label_column=args.label_column,
+            group_column=args.group_column or None, id_column=args.id_column or None,
+            pooling=args.pooling, max_length=args.max_length,
+            judge_max_tokens=args.judge_max_tokens, batch_size=args.batch_size,
+            device=args.device, dtype=args.dtype, cache=args.cache, alpha=args.alpha,
+            delta=args.delta, n_alphas=args.n_alphas, n_splits=args.n_splits,
+            seed=args.seed, progress=not args.no_progress, figures=not args.no_figures,
+        )
+        info = run_job(cfg, quiet=args.quiet)
+        if not args.quiet:
+            print(info["evaluation"].summary())
+            print(f"\nreport: {info['report']}")
+        return 0
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"skctd: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,501 @@
+"""``skctd run``: train, calibrate, evaluate and save a cascade on your files.
+
+The job is a user of the public API: the activations of ``--model``
+(:class:`~skctd.ActivationTransformer`, cached), the safety probe of
+:func:`skctd.probes.make_safety_probe` fitted on ``--train``, a
+:class:`~skctd.CalibratedDelegationCascade` with that probe frozen and the DV probe
+of :func:`skctd.probes.make_dv_probe` fitted on ``--dev``, calibrated on the
+calibration half of ``--test``, evaluated by
+:func:`skctd.evaluation.evaluate_cascade` on the whole test pool and written by
+:func:`skctd.report.write_report` with the fitted cascade (``cascade.joblib``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skctd.utils import check_fraction
+
+__all__ = [
+    "DEMO_LAYER",
+    "DEMO_MODEL",
+    "JobConfig",
+    "default_cache_dir",
+    "parse_expert_spec",
+    "run_job",
+]
+
+DEMO_MODEL = "smollm2"
+DEMO_LAYER = 15
+
+
+def default_cache_dir() -> Path:
+    """``$SKCTD_CACHE`` or ``$XDG_CACHE_HOME/skctd`` (``~/.cache/skctd``).
+
+    Returns
+    -------
+    path : Path
+        The folder where ``skctd`` caches activations, judge scores and stages.
+    """
+    env = os.environ.get("SKCTD_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "skctd"
+
+
+def parse_expert_spec(spec: str) -> tuple[str, str]:
+    """Split an ``--expert`` value into its kind and target.
+
+    Parameters
+    ----------
+    spec : str
+        ``column:NAME`` (precomputed scores in the data files), an ``http://`` or
+        ``https://`` URL (an OpenAI-compatible server, e.g. ``http://host:8000/v1``),
+        or a Hugging Face causal LM (``hf:NAME_OR_PATH`` or just the name/path;
+        ``smollm2`` is the packaged SmolLM2-135M-Instruct).
+
+    Returns
+    -------
+    kind, target : str
+        ``kind`` is ``"column"``, ``"openai"`` or ``"hf"``.
+
+    Examples
+    --------
+    >>> from skctd.cli import parse_expert_spec
+    >>> parse_expert_spec("column:refused_gpt4")
+    ('column', 'refused_gpt4')
+    >>> parse_expert_spec("http://127.0.0.1:8000/v1")
+    ('openai', 'http://127.0.0.1:8000/v1')
+    >>> parse_expert_spec("smollm2")
+    ('hf', 'smollm2')
+    """
+    spec = str(spec).strip()
+    if not spec:
+        raise ValueError("--expert is empty; give column:NAME, a URL or a model.")
+    if spec.startswith("column:"):
+        name = spec[len("column:") :]
+        if not name:
+            raise ValueError("--expert column: needs a column name, e.g. column:expert.")
+        return "column", name
+    if spec.startswith(("http://", "https://")):
+        return "openai", spec
+    if spec.startswith("hf:"):
+        spec = spec[3:]
+    return "hf", spec
+
+
+@dataclass
+class JobConfig:
+    """Settings of one ``skctd run`` (the command-line options, with defaults)."""
+
+    train: str
+    dev: str
+    test: str
+    out: str
+    model: str = DEMO_MODEL
+    layer: int = DEMO_LAYER
+    expert: str = "smollm2"
+    expert_model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    expert_concurrency: int = 8
+    expert_timeout: float = 30.0
+    on_error: str = "fallback"
+    input_column: str = "inputs"
+    label_column: str = "label"
+    group_column: str | None = "group"
+    id_column: str | None = "id"
+    pooling: str = "mean"
+    max_length: int = 256
+    judge_max_tokens: int = 256
+    batch_size: int = 16
+    device: str = "auto"
+    dtype: str = "auto"
+    cache: str | None = None
+    alpha: float = 0.2
+    delta: float = 0.1
+    n_alphas: int = 20
+    n_splits: int = 500
+    seed: int = 0
+    progress: bool = True
+    figures: bool = True
+    title: str = "skctd run report"
+    intro: str = ""
+    extra_sections: dict = field(default_factory=dict)
+
+
+def _log(msg: str, *, quiet: bool = False) -> None:
+    if not quiet:
+        print(f"[skctd] {msg}", file=sys.stderr, flush=True)
+
+
+def _read(path: str, cfg: JobConfig, *, expert_column: str | None):
+    from skctd.datasets import read_dataset
+
+    return read_dataset(
+        path,
+        input_column=cfg.input_column,
+        label_column=cfg.label_column,
+        group_column=cfg.group_column,
+        id_column=cfg.id_column,
+        expert_column=expert_column,
+    )
+
+
+def _build_expert(kind: str, target: str, cfg: JobConfig, cache: Path | None):
+    if kind == "hf":
+        from skctd.experts.judges import TransformersJudge
+
+        return TransformersJudge(
+            target,
+            max_input_tokens=cfg.judge_max_tokens,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            cache_dir=None if cache is None else str(cache / "judge"),
+            progress=cfg.progress,
+            on_error=cfg.on_error,
+        )
+    if kind == "openai":
+        from skctd.experts.judges import OpenAIJudge
+
+        if not cfg.expert_model:
+            raise ValueError(
+                "--expert is a URL: give the served model's name with --expert-model."
+            )
+        return OpenAIJudge(
+            cfg.expert_model,
+            base_url=target,
+            api_key_env=cfg.api_key_env,
+            max_concurrency=cfg.expert_concurrency,
+            timeout=cfg.expert_timeout,
+            cache_dir=None if cache is None else str(cache / "openai"),
+            on_error=cfg.on_error,
+        )
+    raise ValueError(f"unknown expert kind {kind!r}")
+
+
+def _wrap_texts_if_mixed(*datasets) -> bool:
+    """Turn texts into one-message conversations when the data mix both kinds."""
+    for d in datasets:
+        d.original_inputs = d.inputs  # what the expert reads
+    kinds = {isinstance(x, str) for d in datasets for x in d.inputs}
+    if len(kinds) < 2:
+        return False
+    for d in datasets:
+        d.inputs = [
+            [{"role": "user", "content": x}] if isinstance(x, str) else x
+            for x in d.inputs
+        ]
+    return True
+
+
+def _template_mode(featurizer) -> Any:
+    """``True`` when the model's tokenizer has a chat template, else ``"auto"``."""
+    from skctd.llm import has_chat_template
+
+    # no template (e.g. BERT): "auto" renders conversations as "role: content" lines
+    return True if has_chat_template(featurizer.get_tokenizer()) else "auto"
+
+
+def _calibration_half(y: np.ndarray, seed: int) -> np.ndarray:
+    """A stratified random half of the rows (per label, rounded down)."""
+    rng = np.random.RandomState(seed)
+    cal = np.zeros(len(y), dtype=bool)
+    for lab in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == lab))
+        cal[idx[: len(idx) // 2]] = True
+    return cal
+
+
+def run_job(
+    cfg: JobConfig,
+    *,
+    quiet: bool = False,
+    sections_from_models: Callable[[Mapping[str, float]], Mapping[str, str]]
+    | None = None,
+) -> dict[str, Any]:
+    """Run the whole ``skctd run`` job and write its outputs.
+
+    Parameters
+    ----------
+    cfg : JobConfig
+    quiet : bool, default=False
+        No progress messages on stderr.
+    sections_from_models : callable, optional
+        ``f(models) -> {heading: markdown}``: report sections written from the
+        measured quality of the probes and the expert (the ``models`` table
+        returned below), added after ``cfg.extra_sections``.
+
+    Returns
+    -------
+    info : dict
+        ``report`` (path of report.md), ``evaluation`` (the
+        :class:`~skctd.evaluation.CascadeEvaluation`), ``cascade`` (the fitted
+        :class:`~skctd.CalibratedDelegationCascade`), ``timings`` (seconds per
+        stage), ``expert_report`` (call accounting) and ``models`` (AUROC of the
+        probe and the expert per file, DV-probe correlation).
+    """
+    from skctd.llm import ActivationTransformer
+
+    check_fraction(cfg.alpha, "--alpha")
+    check_fraction(cfg.delta, "--delta")
+    kind, target = parse_expert_spec(cfg.expert)
+    cache = None if cfg.cache in (None, "", "none") else Path(cfg.cache).expanduser()
+    expert = None if kind == "column" else _build_expert(kind, target, cfg, cache)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="skctd-") as scratch:
+        # the cascade reads each file's activations again (fit, calibrate, route):
+        # without a cache folder they are kept in a scratch one for the job
+        job_cache = Path(scratch) if cache is None else cache
+        featurizer = ActivationTransformer(
+            model=cfg.model,
+            layer=cfg.layer,
+            pooling=cfg.pooling,
+            max_length=cfg.max_length,
+            batch_size=cfg.batch_size,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            chat_template="auto",
+            cache=str(job_cache / "activations"),
+            progress=cfg.progress and not quiet,
+        )
+        info, details = _run(cfg, kind, target, expert, featurizer, quiet)
+        if cache is None:  # the saved cascade must not point at the scratch folder
+            info["cascade"].set_params(featurizer__cache=None)
+            info["cascade"].featurizer_.set_params(cache=None)
+    info["report"] = _save_and_write(cfg, info, details, out, quiet, sections_from_models)
+    return info
+
+
+def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
+    """Fit, calibrate and evaluate: (the returned ``info``, details for the report)."""
+    from sklearn.base import clone
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from skctd.cascade import CalibratedDelegationCascade
+    from skctd.delegation import delegation_value
+    from skctd.evaluation import evaluate_cascade
+    from skctd.experts import ExpertReport, PrecomputedExpert
+    from skctd.probes import make_dv_probe, make_safety_probe
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    # 1. data ---------------------------------------------------------------------
+    col = target if kind == "column" else None
+    train = _read(cfg.train, cfg, expert_column=None)
+    dev = _read(cfg.dev, cfg, expert_column=col)
+    test = _read(cfg.test, cfg, expert_column=col)
+    for name, d in (("train", train), ("dev", dev), ("test", test)):
+        if np.unique(d.label).size < 2:
+            raise ValueError(f"--{name} {getattr(cfg, name)}: needs both labels 0 and 1.")
+    timings["read"] = time.perf_counter() - t0
+    _log(
+        f"data: train {len(train.inputs)}, dev {len(dev.inputs)}, test "
+        f"{len(test.inputs)} rows",
+        quiet=quiet,
+    )
+
+    # 2. activations of the three files, once (cached for the cascade) --------------
+    # ActivationTransformer refuses a mix of texts and conversations (each kind is
+    # rendered differently); when the files mix them, every text becomes a one-message
+    # conversation and every row goes through the chat template, as they will in
+    # the saved cascade (chat_template=True templates plain texts at predict time).
+    mixed = _wrap_texts_if_mixed(train, dev, test)
+    if mixed:
+        featurizer.set_params(chat_template=_template_mode(featurizer))
+        _log(
+            "the files mix texts and conversations: texts are read as one-message "
+            f"conversations (chat_template={featurizer.chat_template!r})",
+            quiet=quiet,
+        )
+    t = time.perf_counter()
+    Z = {}
+    for name, d in (("train", train), ("dev", dev), ("test", test)):
+        _log(f"activations of {cfg.model} layer {cfg.layer}: {name}", quiet=quiet)
+        Z[name] = featurizer.fit_transform(d.inputs) if name == "train" else (
+            featurizer.transform(d.inputs)
+        )
+    timings["activations"] = time.perf_counter() - t
+
+    # 3. safety probe on train ----------------------------------------------------
+    t = time.perf_counter()
+    probe = make_safety_probe(random_state=cfg.seed).fit(Z["train"], train.label)
+    probe_c = float(probe[-1].best_params_["C"])
+    # out-of-fold scores on train at the chosen C (a diagnostic of the report)
+    at_best_c = clone(probe).set_params(
+        **{probe.steps[-1][0]: clone(probe[-1].best_estimator_)}
+    )
+    p_train_oof = cross_val_predict(
+        at_best_c, Z["train"], train.label,
+        cv=StratifiedKFold(5, shuffle=True, random_state=cfg.seed),
+        method="predict_proba",
+    )[:, 1]
+    p_dev = probe.predict_proba(Z["dev"])[:, 1]
+    p_test = probe.predict_proba(Z["test"])[:, 1]
+    timings["probe"] = time.perf_counter() - t
+
+    # 4. expert scores on dev and test, each row once --------------------------------
+    t = time.perf_counter()
+    report = ExpertReport()
+    if kind == "column":
+        e_dev, e_test = dev.expert, test.expert
+        expert = PrecomputedExpert(
+            np.concatenate([e_dev, e_test]),
+            keys=list(dev.inputs) + list(test.inputs),
+            on_error=cfg.on_error,
+        )
+        report.n_rows = len(e_dev) + len(e_test)
+        report.n_scored = report.n_rows
+    else:
+        scores = {}
+        for name, d in (("dev", dev), ("test", test)):
+            _log(f"expert {expert!r}: {name} ({len(d.inputs)} rows)", quiet=quiet)
+            scores[name], rep = expert.score_with_report(d.original_inputs)
+            report = report.merge(rep)
+        e_dev, e_test = scores["dev"], scores["test"]
+    # NaN = a failed call: the cascade and the evaluation keep the probe score there
+    n_fallback = int(np.isnan(e_dev).sum() + np.isnan(e_test).sum())
+    timings["expert"] = time.perf_counter() - t
+
+    # 5. the cascade: frozen probe, DV probe fitted on dev --------------------------
+    t = time.perf_counter()
+    cascade = CalibratedDelegationCascade(
+        expert,
+        probe=FrozenEstimator(probe),
+        dv_estimator=make_dv_probe(),
+        featurizer=featurizer,
+        alpha=cfg.alpha,
+        delta=cfg.delta,
+        calibration_size=None,
+        random_state=cfg.seed,
+    ).fit(dev.inputs, dev.label, expert_scores=e_dev)
+    # the same cascade with a DV probe on the binary delegation value (Appendix A)
+    binary = clone(cascade).set_params(dv_target="binary").fit(
+        dev.inputs, dev.label, expert_scores=e_dev
+    )
+    timings["dv_probe"] = time.perf_counter() - t
+
+    # 6. calibrate on the calibration half of test at --alpha -----------------------
+    t = time.perf_counter()
+    cal = _calibration_half(test.label, cfg.seed)
+    cal_idx = np.flatnonzero(cal)
+    cascade.calibrate(
+        [test.inputs[i] for i in cal_idx], test.label[cal_idx],
+        expert_scores=e_test[cal_idx],
+    )
+    timings["cascade"] = time.perf_counter() - t
+
+    # 7. the protocol on the whole test file (calibration + evaluation halves) ------
+    t = time.perf_counter()
+    d_test = cascade.delegation_signal(test.inputs)
+    ev = evaluate_cascade(
+        cascade, test.inputs, test.label,
+        expert_scores=e_test,
+        groups=test.group if np.unique(test.group).size > 1 else None,
+        dv_binary_scores=binary.delegation_signal(test.inputs),
+        calibration_mask=cal,
+        alphas=np.linspace(0.05, 0.95, cfg.n_alphas),
+        n_splits=cfg.n_splits,
+        random_state=cfg.seed,
+    )
+    timings["protocol"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    def auc(y, s):
+        return float(roc_auc_score(y, s)) if np.unique(y).size == 2 else float("nan")
+
+    e_dev = np.where(np.isnan(e_dev), p_dev, e_dev)
+    e_test = np.where(np.isnan(e_test), p_test, e_test)
+    models = {
+        "probe AUROC, train (5-fold out-of-fold)": auc(train.label, p_train_oof),
+        "probe AUROC, dev": auc(dev.label, p_dev),
+        "probe AUROC, test": auc(test.label, p_test),
+        "expert AUROC, dev": auc(dev.label, e_dev),
+        "expert AUROC, test": auc(test.label, e_test),
+        "DV probe: correlation of d(x) and v on test": float(
+            np.corrcoef(d_test, delegation_value(test.label, p_test, e_test))[0, 1]
+        ),
+    }
+    info = {
+        "evaluation": ev,
+        "cascade": cascade,
+        "timings": timings,
+        "expert_report": report.to_dict(),
+        "models": models,
+    }
+    details = {
+        "n_fallback": n_fallback,
+        "n_expert_rows": len(dev.inputs) + len(test.inputs),
+        "expert": expert,
+        "kind": kind,
+        "probe_C": probe_c,
+        "feature_dim": int(Z["train"].shape[1]),
+        "mixed": mixed,
+    }
+    return info, details
+
+
+def _save_and_write(cfg, info, details, out, quiet, sections_from_models) -> Path:
+    """Save the cascade and write the report; the path of report.md."""
+    import joblib
+
+    cascade, models, rep = info["cascade"], info["models"], info["expert_report"]
+    joblib.dump(cascade, out / "cascade.joblib")
+    dv_alpha = float(cascade.dv_estimator_[-1].alpha_)
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in models.items())
+    expert_md = (
+        f"Expert `{details['expert']!r}` on {details['n_expert_rows']} rows (dev + "
+        f"test), each scored once: {rep.get('n_requests', 0)} requests (forward "
+        f"passes or HTTP calls), {rep.get('n_retries', 0)} retries, "
+        f"{rep.get('n_cache_hits', 0)} served from cache, {details['n_fallback']} failures "
+        "(a failed row keeps the probe score and is counted here; none is dropped)."
+    )
+    timings = info["timings"]
+    sections = {
+        "Probes and expert": "| model | value |\n|---|---|\n" + rows + "\n\n"
+        f"Probe: standardised features + logistic regression, C = {details['probe_C']:.4g} "
+        f"chosen by 5-fold cross-validated log-loss on train. DV probe: standardised "
+        f"features + ridge, alpha = {dv_alpha:.4g} chosen by leave-one-out on dev.",
+        "Expert calls": expert_md,
+        "Timings (seconds)": "| stage | seconds |\n|---|---|\n"
+        + "\n".join(f"| {k} | {v:.1f} |" for k, v in timings.items()),
+        **cfg.extra_sections,
+        **(dict(sections_from_models(models)) if sections_from_models else {}),
+        "Files": "`report.md` (this file), `results.json` (every number), "
+        "`cascade.joblib` (the fitted cascade: `joblib.load(...)`, then "
+        "`predict_proba(texts)` / `route(texts)`; the model loads on first use), "
+        "the PNG figures.",
+    }
+    settings = {
+        "train": str(cfg.train), "dev": str(cfg.dev), "test": str(cfg.test),
+        "model": cfg.model, "layer": cfg.layer, "pooling": cfg.pooling,
+        "max_length": cfg.max_length, "expert": cfg.expert,
+        "expert_kind": details["kind"], "feature_dim": details["feature_dim"],
+        "texts_as_conversations": details["mixed"],
+        "chat_template": cascade.featurizer_.chat_template,
+        "probe_C": details["probe_C"], "dv_ridge_alpha": dv_alpha,
+        "threshold_of_saved_cascade": float(cascade.threshold_),
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "expert_accounting": rep,
+    }
+    from skctd.report import write_report
+
+    path = write_report(
+        info["evaluation"], out, title=cfg.title, intro=cfg.intro, settings=settings,
+        extra_sections=sections, figures=cfg.figures,
+    )
+    _log(f"report written to {path}", quiet=quiet)
+    return path
