@@ -335,15 +335,26 @@ def measure(pool: Pool, d: np.ndarray, e: np.ndarray, *, n_splits: int, combine:
     return out
 
 
+#: the DV options compared in the cascade settings and the expert recalibration
+MAIN_OPTIONS = (
+    "paper: ridge on activations",
+    "ridge, activations + probe features, weight 10",
+    "boosting, 32 PCs + probe features",
+)
+
+
 def run(pools: list[Pool], args) -> dict:
     results: dict = {"settings": {"alpha": ALPHA, "delta": DELTA, "n_splits": args.n_splits}, "pools": {}}
+    sections = set(args.sections)
     for pool in pools:
         t0 = time.perf_counter()
         res: dict = {"info": pool.info, "n": int(pool.y.size), "options": {}, "expert": {}, "cascade": {}}
         signals = {}
         # 1. DV options (raw expert scores, the paper's cascade: replace, accuracy)
         for name, opt in OPTIONS.items():
-            if args.quick and opt.kind == "boosting":
+            if (args.quick and opt.kind == "boosting") or (
+                "options" not in sections and name not in MAIN_OPTIONS
+            ):
                 continue
             d, e = pool.dv(opt)
             signals[name] = (d, e)
@@ -351,9 +362,8 @@ def run(pools: list[Pool], args) -> dict:
             log.info("%s | %s: %s", pool.name, name,
                      {k: round(v, 4) for k, v in res["options"][name].items() if isinstance(v, float)})
         # 2. cascade settings (combine x final pick) for the paper's and two new DV probes
-        for name in ("paper: ridge on activations", "ridge, activations + probe features, weight 10",
-                     "boosting, 32 PCs + probe features"):
-            if name not in signals:
+        for name in MAIN_OPTIONS:
+            if name not in signals or "cascade" not in sections:
                 continue
             d, e = signals[name]
             for combine in ("replace", "average", "auto"):
@@ -362,16 +372,164 @@ def run(pools: list[Pool], args) -> dict:
                         pool, d, e, n_splits=args.n_splits, combine=combine, performance_risk=risk,
                         claims=combine == "auto" and risk == "accuracy")
         # 3. expert-score recalibration
-        for name in ("paper: ridge on activations", "ridge, activations + probe features, weight 10"):
+        for name in MAIN_OPTIONS[:2] if "expert" in sections else ():
             for method in ("sigmoid", "isotonic"):
                 d, e = pool.dv(OPTIONS[name], method)
                 for combine in ("replace", "auto"):
-                    res["expert"][f"{name} | expert={method} | combine={combine}"] = measure(
-                        pool, d, e, n_splits=args.n_splits, combine=combine, claims=True)
+                    for risk in ("accuracy", "auroc"):
+                        res["expert"][
+                            f"{name} | expert={method} | combine={combine} | pick={risk}"
+                        ] = measure(pool, d, e, n_splits=args.n_splits, combine=combine,
+                                    performance_risk=risk, claims=risk == "accuracy")
         res["seconds"] = time.perf_counter() - t0
-        results["pools"][pool.name] = res
+        key = pool.name if pool.info.get("inner_folds", 5) == 5 else (
+            f"{pool.name} (inner {pool.info['inner_folds']} folds)")
+        results["pools"][key] = res
         log.info("%s done in %.0f s", pool.name, res["seconds"])
     return results
+
+
+# ------------------------------------------------------------------ the report
+def _pm(x: float, se: float) -> str:
+    """A gain in points with its standard error."""
+    return f"{100 * x:+.2f} ± {100 * se:.2f}"
+
+
+def _yes(flag) -> str:
+    return "-" if flag is None else ("yes" if flag else "no")
+
+
+def _row_cells(r: dict) -> list[str]:
+    return [
+        f"{r['spearman_dv']:.3f} ({r['spearman_unc']:.3f})",
+        f"{r['topk_v_dv']:+.3f} ({r['topk_v_unc']:+.3f})",
+        _pm(r["ctd_gain_auroc"], r["ctd_gain_auroc_se"]),
+        _pm(r["ctd_gain_accuracy"], r["ctd_gain_accuracy_se"]),
+        f"{r['ctd_rate']:.3f}",
+        _yes(r.get("claim_ctd_ge_probe_only")),
+        _yes(r.get("claim_dv_ranking_above_uncertainty")),
+    ]
+
+
+_HEAD = (
+    "| {first} | Spearman(d, v) (uncertainty) | top-k mean v, k/N <= 0.5: DV (uncertainty) "
+    "| CTD AUROC gain (pts) | CTD accuracy gain (pts) | CTD rate | never below probe | "
+    "DV ranking above unc. |\n|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def summary_rows(results: dict, cascade_key: str | None = None) -> list[list[str]]:
+    """One row per pool: the paper's DV probe next to the default one (and boosting).
+
+    ``cascade_key``: a suffix like ``"combine=replace | pick=auroc"`` to read the
+    cascade-settings section instead of the options (replace, pick by accuracy).
+    """
+    rows = []
+    names = MAIN_OPTIONS
+    for pool, res in results["pools"].items():
+        cells = [pool]
+        for name in names:
+            r = (res["options"].get(name) if cascade_key is None
+                 else res["cascade"].get(f"{name} | {cascade_key}"))
+            if r is None:
+                cells += ["-"] * 3
+                continue
+            claim = r.get("claim_dv_ranking_above_uncertainty")
+            cells += [
+                f"{r['spearman_dv']:.2f}" + ("" if claim is None else (" *" if claim else "")),
+                f"{100 * r['ctd_gain_auroc']:+.1f}",
+                f"{100 * r['ctd_gain_accuracy']:+.1f}",
+            ]
+        first = next(iter(res["options"].values()))
+        cells.insert(1, f"{first['spearman_unc']:.2f}")
+        rows.append(cells)
+    return rows
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    """``dv_probe.md``: the tables of every pool measured so far."""
+    st = results["settings"]
+    md = [
+        "# DV probe options, measured (issue 16)\n\n",
+        "Generated by `python benchmarks/bench_dv_probe.py` (see its docstring for the data, "
+        "the cross-fitting and the expert recalibration). Every number is measured on rows "
+        "that neither the safety probe nor the DV probe saw. Spearman(d, v) and the top-k "
+        "mean delegation value are on the whole held-out pool (in brackets: the same for the "
+        "probe's uncertainty signal). The CTD gains over probe-only are means over "
+        f"{st['n_splits']} random 50/50 calibration/evaluation splits at alpha = {st['alpha']}, "
+        f"delta = {st['delta']} (Pareto LTT, 100 thresholds), ± the standard error of the "
+        "paired per-split differences, in AUROC / accuracy points; 'CTD rate' is the mean "
+        "realised delegation rate. The two claim columns are "
+        "`skctd.evaluation.check_claims` over 20 splits and 19 budgets 0.05-0.95 "
+        "(a difference counts beyond max(0.005, 2 SE)).\n",
+    ]
+    pools = results["pools"]
+    md.append(
+        "\n## Summary\n\nSpearman(d, v) of each DV probe (a `*` where "
+        "`check_claims` finds the DV ranking above uncertainty), and the CTD gains over "
+        "probe-only in points (AUROC, accuracy), raw expert scores, combine = replace, "
+        "final pick by accuracy:\n\n| pool | Spearman of uncertainty | "
+        + " | ".join(f"{n}: Spearman | AUROC | acc" for n in MAIN_OPTIONS)
+        + " |\n|" + "---|" * (2 + 3 * len(MAIN_OPTIONS)) + "\n"
+    )
+    for cells in summary_rows(results):
+        md.append("| " + " | ".join(cells) + " |\n")
+    md.append("\nThe same, final pick by AUROC (`performance_risk=\"auroc\"`):\n\n")
+    md.append(
+        "| pool | Spearman of uncertainty | "
+        + " | ".join(f"{n}: Spearman | AUROC | acc" for n in MAIN_OPTIONS)
+        + " |\n|" + "---|" * (2 + 3 * len(MAIN_OPTIONS)) + "\n"
+    )
+    for cells in summary_rows(results, "combine=replace | pick=auroc"):
+        md.append("| " + " | ".join(cells) + " |\n")
+    md.append("\n## 1. DV options (raw expert scores; combine = replace, final pick by accuracy)\n")
+    for name, res in pools.items():
+        info = res["info"]
+        extra = ", ".join(f"{k} {v}" for k, v in info.items())
+        md.append(f"\n### {name} ({res['n']} rows; {extra})\n\n")
+        any_row = next(iter(res["options"].values()))
+        md.append(
+            f"Probe only: AUROC {any_row['probe_auroc']:.4f}, accuracy "
+            f"{any_row['probe_accuracy']:.4f}; expert only: AUROC "
+            f"{any_row['expert_only_auroc']:.4f}, accuracy {any_row['expert_only_accuracy']:.4f}; "
+            f"mean v {any_row['mean_v']:+.4f}; Unc. calibrated gain: AUROC "
+            f"{_pm(any_row['unc_gain_auroc'], any_row['unc_gain_auroc_se'])}, accuracy "
+            f"{_pm(any_row['unc_gain_accuracy'], any_row['unc_gain_accuracy_se'])}.\n\n"
+        )
+        md.append(_HEAD.format(first="DV option"))
+        for opt, r in res["options"].items():
+            md.append(f"| {opt} | " + " | ".join(_row_cells(r)) + " |\n")
+    md.append("\n## 2. Cascade settings: combine rule x final pick (raw expert scores)\n")
+    for name, res in pools.items():
+        if not res["cascade"]:
+            continue
+        md.append(f"\n### {name}\n\n")
+        md.append(_HEAD.format(first="DV probe, combine, final pick"))
+        for key, r in res["cascade"].items():
+            md.append(f"| {key} | " + " | ".join(_row_cells(r)) + " |\n")
+    md.append("\n## 3. Expert-score recalibration (Platt = sigmoid, isotonic)\n")
+    for name, res in pools.items():
+        if not res["expert"]:
+            continue
+        raw = res["options"].get("ridge, activations + probe features, weight 10")
+        md.append(f"\n### {name}\n\n")
+        if raw is not None:
+            md.append(
+                f"Raw expert: accuracy {raw['expert_accuracy']:.4f} on the pool, mean v "
+                f"{raw['mean_v']:+.4f}, share v > 0 {raw['share_v_positive']:.3f}.\n\n"
+            )
+        md.append(
+            "| DV probe, expert scores, combine | expert accuracy (pool) | mean v | share v > 0 "
+            "| Spearman(d, v) (uncertainty) | top-k mean v: DV (uncertainty) | CTD AUROC gain "
+            "(pts) | CTD accuracy gain (pts) | CTD rate | never below probe | DV ranking above "
+            "unc. |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        )
+        for key, r in res["expert"].items():
+            md.append(
+                f"| {key} | {r['expert_accuracy']:.4f} | {r['mean_v']:+.4f} | "
+                f"{r['share_v_positive']:.3f} | " + " | ".join(_row_cells(r)) + " |\n"
+            )
+    path.write_text("".join(md), encoding="utf-8")
 
 
 def main(argv=None) -> int:
@@ -384,6 +542,11 @@ def main(argv=None) -> int:
     parser.add_argument("--inner-folds", type=int, nargs="+", default=[5])
     parser.add_argument("--n-splits", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="skip the boosting option")
+    parser.add_argument("--sections", nargs="+", default=["options", "cascade", "expert"],
+                        choices=("options", "cascade", "expert"),
+                        help="what to measure (the main DV options are always measured)")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite dv_probe.md from dv_probe.json and stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from skctd.cli import default_cache_dir
@@ -396,6 +559,9 @@ def main(argv=None) -> int:
         return 0
     out_json = args.out / "dv_probe.json"
     results = json.loads(out_json.read_text()) if out_json.is_file() else {"pools": {}}
+    if args.markdown_only:
+        write_markdown(results, args.out / "dv_probe.md")
+        return 0
     pools = []
     if args.which in ("all", "xstest"):
         pools += xstest_pools(data_dir, cache, args.inner_folds[0])
@@ -410,7 +576,8 @@ def main(argv=None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(to_jsonable(results), indent=1))
-    log.info("wrote %s", out_json)
+    write_markdown(results, args.out / "dv_probe.md")
+    log.info("wrote %s and dv_probe.md", out_json)
     return 0
 
 

@@ -220,6 +220,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     little calibration data for this ``alpha`` and ``delta``), the cascade never
     delegates and warns.
 
+    What the calibration may look at: ``combine="auto"`` chooses on the
+    optimisation part only, like the candidate thresholds and their order, and
+    ``expert_calibration`` is fitted on the training part; neither touches the
+    testing part, so the guarantee is unchanged.
+
     ``fit`` routes metadata such as ``sample_weight`` to the featurizer, the probe
     (including its cross-fitting) and the DV probe when scikit-learn's metadata
     routing is enabled (``sklearn.set_config(enable_metadata_routing=True)`` and

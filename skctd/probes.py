@@ -58,9 +58,11 @@ _EPS = 1e-6
 # the grids, as the paper's reproduction reports them
 _SAFETY_PROBE_CS = np.logspace(-4, 2, 13)
 _DV_PROBE_ALPHAS = np.logspace(-1, 5, 13)
-# the boosting of the non-linear DV probe (small trees, slow learning: the DV
-# targets are noisy and the training sets hold hundreds of rows)
-_BOOSTING = dict(learning_rate=0.05, max_iter=200, max_leaf_nodes=8, min_samples_leaf=20)
+# the boosting of the non-linear DV probe: scikit-learn's defaults (learning rate
+# 0.1, 100 iterations, 31 leaves, 20 rows per leaf). Smaller, slower trees
+# (0.05, 200, 8 leaves) ranked about as well but gained less AUROC on XSTest with
+# GPT-4 refusals (benchmarks/bench_dv_probe.py)
+_BOOSTING: dict = {}
 
 
 def make_safety_probe(random_state: Any = None) -> Pipeline:

@@ -410,3 +410,30 @@ def test_combine_auto_scores_delegated_rows_with_the_chosen_rule():
     assert cascade.combine_ in ("replace", "average")
     want = combined_scores(routed.probe_scores[d], routed.expert_scores[d], cascade.combine_)
     np.testing.assert_allclose(routed.scores[d], want)
+
+
+def test_evaluate_cascade_reads_the_recalibrated_expert_scores():
+    from skctd.evaluation import evaluate_cascade, evaluate_scores
+
+    X, y, raw = _biased_world(2000, 9)
+
+    def expert(rows):
+        return expit(2.5 + 2.0 * rows[:, 0])
+
+    cascade = CalibratedDelegationCascade(
+        expert, probe=LogisticRegression(), expert_calibration="sigmoid", alpha=0.3,
+        calibration_size=None, random_state=0,
+    ).fit(X[:1000], y[:1000])
+    Xt, yt = X[1000:], y[1000:]
+    kw = dict(alphas=[0.3], batch_sizes=[64], n_splits=20, n_repeats=3, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ev = evaluate_cascade(cascade, Xt, yt, expert_scores=expert(Xt), **kw)
+        routed = cascade.route(Xt, call_expert=False)
+        direct = evaluate_scores(
+            yt, routed.probe_scores, cascade.transform_expert_scores(expert(Xt)),
+            routed.signal, alpha=0.3, **kw,
+        )
+    np.testing.assert_allclose(ev.sweep.table["auroc"], direct.sweep.table["auroc"])
+    assert ev.reference["expert_accuracy"] > 0.7  # the recalibrated expert
+    assert np.mean((expert(Xt) >= 0.5) == yt) < 0.65  # the raw one
