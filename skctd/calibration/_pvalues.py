@@ -291,7 +291,7 @@ def sign_test_pvalues(n_worse: Any, n_better: Any) -> np.ndarray:
     --------
     >>> from skctd.calibration import sign_test_pvalues
     >>> sign_test_pvalues([0, 1, 0], [5, 9, 0])
-    array([0.03125, 0.01074219, 1.        ])
+    array([0.03125   , 0.01074219, 1.        ])
     """
     a = np.asarray(n_worse, dtype=float)
     b = np.asarray(n_better, dtype=float)
