@@ -422,7 +422,8 @@ class PreparedRisk:
     def to_user_units(
         self, r_loss: np.ndarray, c_max: float, mean_c: float
     ) -> np.ndarray:
-        """Empirical risk on the loss scale -> the units of the level."""
+        """Empirical risk on the loss scale -> the units of the level
+        (``mean_c``: mean of ``min(c, c_max) / c_max`` on the split)."""
         kind = self.risk.kind
         if kind == "harm":
             return 2.0 * r_loss - 1.0

@@ -170,8 +170,9 @@ def _risk_stats(
     n_capped = 0
     if pr.cost is not None:
         c_o, c_t = pr.cost[opt_rows], pr.cost[test_rows]
-        mean_c_o = float(np.minimum(c_o, c_max).mean()) if c_o.size else math.nan
-        mean_c_t = float(np.minimum(c_t, c_max).mean()) if c_t.size else math.nan
+        # mean normalised cost min(c, c_max) / c_max of each split
+        mean_c_o = float(np.minimum(c_o, c_max).mean()) / c_max if c_o.size else np.nan
+        mean_c_t = float(np.minimum(c_t, c_max).mean()) / c_max if c_t.size else np.nan
         n_capped = int(np.sum(c_t > c_max))
     return _RiskStats(
         name=pr.name,
