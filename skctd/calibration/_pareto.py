@@ -8,7 +8,7 @@ import numpy as np
 
 __all__ = ["pareto_efficient"]
 
-# Block size (candidates x candidates x risks) of the pairwise comparison for r > 2.
+# Block size (candidates x candidates) of the pairwise comparison for r > 2.
 _MATRIX_BLOCK = 2_000_000
 
 
@@ -78,10 +78,14 @@ def pareto_efficient(risks: Any) -> np.ndarray:
         efficient[order] = eff_sorted
         return efficient
     dominated = np.zeros(m, dtype=bool)
-    block = max(1, _MATRIX_BLOCK // max(1, m * r))
+    block = max(1, _MATRIX_BLOCK // max(1, m))
     for start in range(0, m, block):  # blocks of rows, not a per-row loop
-        xi = x[start : start + block, None, :]  # (b, 1, r): candidates
-        le = np.all(x[None, :, :] <= xi, axis=2)  # (b, m): j <= i everywhere
-        lt = np.any(x[None, :, :] < xi, axis=2)  # j < i somewhere
-        dominated[start : start + block] = np.any(le & lt, axis=1)
+        xi = x[start : start + block]  # (b, r): candidates
+        le = np.ones((xi.shape[0], m), dtype=bool)  # j <= i in every column
+        eq = np.ones((xi.shape[0], m), dtype=bool)  # j == i in every column
+        for c in range(r):  # a few columns
+            col = x[:, c][None, :]
+            le &= col <= xi[:, c, None]
+            eq &= col == xi[:, c, None]
+        dominated[start : start + block] = np.any(le & ~eq, axis=1)
     return ~dominated
