@@ -136,7 +136,9 @@ def _edge_pvalues(level: float, size) -> np.ndarray | None:
 
 def _risk_stats(
     pr: PreparedRisk, grid, bins_o, bins_t, opt_rows, test_rows, perm, delta
-) -> _RiskStats:
+) -> tuple[_RiskStats, tuple]:
+    """Optimisation-split estimates of one risk, and its test rows (kept and
+    delegated losses, bins, random order) for :func:`_test_pvalues`."""
     keep, dele, level, c_max = pr.split(opt_rows)
     ko, do, kt, dt = keep[opt_rows], dele[opt_rows], keep[test_rows], dele[test_rows]
     bo, bt = bins_o, bins_t

@@ -16,9 +16,13 @@ the 2n candidate scores (probe and expert) once and then costs O(n) per threshol
 There is no Python loop over thresholds or rows, except around a user-supplied
 ``performance_risk`` callable.
 
+With ``constraints`` each threshold also carries other risks (harm, error,
+miss, cost, user losses; :mod:`._constraints`), tested together with the budget
+in an order fixed on the optimisation split (:mod:`._joint`).
+
 The building blocks live in sibling modules (p-values, FWER procedures, the Pareto
-filter, the grid, the performance risks, the results); this module is the
-procedure: :func:`calibrate_threshold` runs it once and
+filter, the grid, the performance risks, the constraints, the results); this
+module is the procedure: :func:`calibrate_threshold` runs it once and
 :func:`calibrate_budget_sweep` runs it for many budgets and many random splits at
 once (the evaluation protocol of the paper).
 """
@@ -285,6 +289,29 @@ def calibrate_threshold(
     Guarantee: ``P(R_B(lam*) <= alpha) >= 1 - delta`` over the draw of the
     calibration rows, when they are exchangeable with future inputs.
 
+    **Several risks** (``constraints``, Pareto Testing of Laufer-Goldshtein et
+    al., 2023): every threshold also carries the risks of the constraints (see
+    :class:`~skctd.calibration.Risk`: ``"harm"``, ``"error"``, ``"miss"``,
+    ``"miss_marginal"``, ``"cost"``, ``"cost_share"`` or a user loss). Its null is
+    "some risk exceeds its level", its p-value the largest of the risks' p-values
+    on ``D_test``; the Pareto filter of step 4 uses every risk's empirical value on
+    ``D_opt`` too. The hypotheses are then tested in the order of their p-values
+    *estimated on* ``D_opt`` (as if ``D_opt`` had the test split's size; ``+inf``
+    first when every constraint surely holds there), by fixed-sequence testing
+    at ``delta``. Guarantee: with probability ``>= 1 - delta``, *every* certified
+    risk of ``lam*`` is within its level. ``+inf`` (never delegate) surely meets
+    the budget, cost and harm constraints, but its error and miss rates are the
+    probe's own and are tested like any threshold: under such constraints the
+    cascade may certify nothing, and then falls back to ``+inf`` *without* a
+    guarantee (a warning says so). When no threshold that delegates is
+    certified, the warning and :attr:`CalibrationResult.blocked_by` say which
+    risk stopped the sequence, and :attr:`CalibrationResult.rows_needed`
+    estimates (from ``D_opt``) the test-split size that would certify one.
+    Why this order: the harm risk is not monotone in ``lam`` and has no power
+    where a threshold delegates a handful of rows, so the paper's walk from
+    conservative to aggressive stops at once (``testing_order="lambda"``); see
+    ``benchmarks/results/joint_guarantee_design.md`` for the measured designs.
+
     This is the one-split, one-budget case of :func:`calibrate_budget_sweep`: the
     result is ``calibrate_budget_sweep(..., alphas=[alpha], n_splits=1,
     random_state=random_state, return_details=True).details[0]`` (same code path;
@@ -322,7 +349,32 @@ def calibrate_threshold(
     combine : {"replace", "average"}, default="replace"
         Score of delegated rows: the expert's, or the mean of expert and probe.
     random_state : int, RandomState instance or None, default=None
-        Controls the optimisation/testing split.
+        Controls the optimisation/testing split, and the random order of the
+        test rows for betting p-values (drawn after the split).
+    constraints : mapping or sequence of Risk, optional
+        Risks to certify besides the budget: ``{name: level}`` for built-ins, e.g.
+        ``{"harm": 0.0, "miss": 0.05}`` (see
+        :data:`~skctd.calibration.BUILTIN_RISKS` for the names and units), or a
+        list of :class:`~skctd.calibration.Risk` (user losses, another p-value).
+        ``None`` or empty: the budget alone, exactly the procedure above.
+    cost : array-like of shape (n,), optional
+        Per-row expert costs of the calibration rows (tokens, money...), for the
+        ``"cost"`` and ``"cost_share"`` constraints.
+    cost_max : float, optional
+        A bound on every cost (scales the cost loss into [0, 1]); default: the
+        largest cost of ``D_opt`` (the certificate then bounds the mean of
+        ``min(cost, cost_max)``).
+    testing_order : {"auto", "pvalue", "lambda", "single"}, default="auto"
+        Order of the fixed sequence: ``"pvalue"`` (estimated p-values on
+        ``D_opt``, the default with constraints), ``"lambda"`` (conservative to
+        aggressive, the default and the paper's order without constraints),
+        ``"single"`` (``+inf`` then one candidate: the best ``D_opt``
+        performance among thresholds whose estimated p-value is ``<= delta``).
+    selection : {"best", "one_se"}, default="best"
+        The pick among the certified thresholds (with ``pareto=True``): the best
+        ``D_opt`` performance (the paper), or the most conservative certified
+        threshold within one standard error of the paired difference to the best
+        (``performance_risk="accuracy"`` only).
 
     Returns
     -------
@@ -356,6 +408,17 @@ def calibrate_threshold(
     True
     >>> bool(res.certified[res.selected_index])
     True
+
+    Certify also that the cascade is never less accurate than the probe alone:
+
+    >>> safe = calibrate_threshold(signal, y, probe, expert, alpha=0.2, delta=0.1,
+    ...                            random_state=0, constraints={"harm": 0.0})
+    >>> safe.constraints
+    ('budget', 'harm')
+    >>> print(safe.guarantee())  # doctest: +NORMALIZE_WHITESPACE
+    With probability >= 0.9 over the calibration data: at most 20% of inputs are
+    sent to the expert; the cascade's error exceeds the probe-only error by at
+    most 0.
     """
     alpha = check_fraction(alpha, "alpha")
     run = _calibrate(
@@ -495,7 +558,11 @@ def calibrate_budget_sweep(
     random_state : int, RandomState instance or None, default=None
         Controls the random splits (unused with ``splits``).
     return_details : bool, default=False
-        Also return, per split, the full :class:`CalibrationResult` at ``alphas[0]``.
+        Also return, per split, the full :class:`CalibrationResult` at ``alphas[0]``
+        (with constraints, the rows-needed estimates are computed only then).
+    constraints, cost, cost_max, testing_order, selection
+        As in :func:`calibrate_threshold`. With ``splits`` given, ``random_state``
+        still draws the row order of betting p-values.
 
     Returns
     -------

@@ -31,11 +31,14 @@ class CalibrationResult:
     thresholds : ndarray of shape (m,)
         Candidate grid (quantiles of the signal on the optimisation split).
     certified : ndarray of bool, shape (m,)
-        Thresholds whose null ``R_B > alpha`` was rejected.
+        Thresholds whose null (``R_B > alpha``, or with constraints "some risk
+        exceeds its level") was rejected.
     pvalues : ndarray of shape (m,)
-        Binomial p-values on the test split; NaN for thresholds that were not
-        tested (removed by the Pareto filter). Thresholds after the first failure
-        of the fixed sequence keep their p-value but are not certified.
+        P-values on the test split: the binomial p-value of the budget, or with
+        constraints the largest of the risks' p-values (``risk_pvalues``); NaN
+        for thresholds that were not tested (removed by the Pareto filter).
+        Thresholds after the first failure of the fixed sequence keep their
+        p-value but are not certified.
     budget_risk_opt, performance_risk_opt : ndarray of shape (m,)
         Empirical delegation rate and performance risk on the optimisation split.
     budget_risk_test : ndarray of shape (m,)
