@@ -60,6 +60,7 @@ SEED = 0
 #: The designs compared; "harm0" is the default (Pareto Testing order, sign test).
 DESIGNS = {
     "plain CTD": {},
+    "plain CTD, one-SE pick": {"selection": "one_se"},
     "harm<=0 (default: p-value order, sign test)": {"constraints": {"harm": 0.0}},
     "harm<=0, threshold order": {
         "constraints": {"harm": 0.0},
@@ -469,6 +470,63 @@ def real_table(rows, designs) -> str:
     return "\n".join(out)
 
 
+USEFUL_XSTEST = ("xstest/gpt4", "xstest/mistralguard", "xstest/llama2new")
+
+
+def summary_table(synth, real) -> str:
+    """One line per design: worst violation rate, and power averaged over the
+    populations / experts where delegating can help."""
+    out = [
+        "| design | worst violation (synthetic) | synthetic: delegating draws, "
+        "mean gain (n_cal 200 / 500 / 2000) | XSTest useful experts: delegating "
+        "splits, acc gain (pts) at alpha 0.3 / 0.5 | XSTest weak experts: harmful "
+        "splits at alpha 0.5 |",
+        "|---|---|---|---|---|",
+    ]
+    for design in DESIGNS:
+        cells = [design]
+        sub = [r for r in synth if r["design"] == design]
+        cells.append(f"{max(r['violation'] for r in sub):.3f}" if sub else "-")
+        if sub:
+            parts = []
+            for n in sorted({r["n_cal"] for r in sub}):
+                useful = [
+                    r
+                    for r in sub
+                    if r["n_cal"] == n and not r["population"].startswith("useless")
+                ]
+                parts.append(
+                    f"{np.mean([r['delegates'] for r in useful]):.2f}, "
+                    f"{np.mean([r['gain'] for r in useful]):+.4f}"
+                )
+            cells.append(" / ".join(parts))
+        else:
+            cells.append("-")
+        rr = [r for r in real if r["design"] == design]
+        if rr:
+            parts = []
+            for a in (0.3, 0.5):
+                useful = [
+                    x for x in rr if x["data"] in USEFUL_XSTEST and x["alpha"] == a
+                ]
+                parts.append(
+                    f"{np.mean([x['delegating_splits'] for x in useful]):.2f}, "
+                    f"{100 * np.mean([x['acc_gain'] for x in useful]):+.2f}"
+                )
+            cells.append(" / ".join(parts))
+            weak = [
+                x
+                for x in rr
+                if x["data"] in ("xstest/mistralinstruct", "xstest/llama2orig")
+                and x["alpha"] == 0.5
+            ]
+            cells.append(", ".join(f"{x['harmful']:.2f}" for x in weak))
+        else:
+            cells += ["-", "-"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -503,6 +561,9 @@ def main(argv=None):
         print(real_table(real, main_designs))
     if args.no_write:
         return 0
+    (RESULTS / "joint_guarantee.json").write_text(
+        json.dumps({"synthetic": synth, "real": real, "info": info}, indent=1)
+    )
     stamp = (
         f"Settings: delta = {DELTA}, alphas = {ALPHAS.tolist()}, 100 candidate "
         "thresholds, opt/test = 30/70 of the calibration half, seed "
@@ -555,6 +616,19 @@ def main(argv=None):
             "The guarantee holds for every design (fixed-sequence or Bonferroni "
             "control of the family-wise error at delta over an order fixed on the "
             "optimisation split); they differ in power. " + stamp,
+            "",
+        ]
+        parts += [
+            "## Summary",
+            "",
+            "Synthetic power is averaged over the three populations where "
+            "delegation can help and the four budgets; XSTest over the three "
+            "experts better than or close to the probe (gpt4, mistralguard, "
+            "llama2new); the weak experts are mistralinstruct and llama2orig "
+            "(plain CTD claims nothing about harm, so its harmful splits are not "
+            "violations of a certificate).",
+            "",
+            summary_table(synth, real),
             "",
         ]
         if synth:

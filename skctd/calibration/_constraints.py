@@ -110,7 +110,7 @@ class Risk:
     Parameters
     ----------
     name : str
-        A key of :data:`BUILTIN_RISKS`, or any name for a user loss.
+        A key of ``skctd.calibration.BUILTIN_RISKS``, or any name for a user loss.
     level : float
         The level (units above for built-ins; in [0, 1] of the loss for a user
         loss).

@@ -1,7 +1,7 @@
 """The test stage of (multi-risk) Learn-then-Test for one optimisation/testing split.
 
 Every candidate threshold ``lam`` carries a vector of risks: the budget (one per
-``alpha`` of a sweep) and the constraints (:mod:`._constraints`). Its null is
+``alpha`` of a sweep) and the constraints (``_constraints.py``). Its null is
 "some risk exceeds its level" and its p-value the largest of its risks' p-values
 (valid for the union null). The hypotheses are ordered on the optimisation split
 only (so the order is fixed before the test split is read), then tested on the

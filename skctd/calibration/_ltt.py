@@ -17,8 +17,8 @@ There is no Python loop over thresholds or rows, except around a user-supplied
 ``performance_risk`` callable.
 
 With ``constraints`` each threshold also carries other risks (harm, error,
-miss, cost, user losses; :mod:`._constraints`), tested together with the budget
-in an order fixed on the optimisation split (:mod:`._joint`).
+miss, cost, user losses; ``_constraints.py``), tested together with the budget
+in an order fixed on the optimisation split (``_joint.py``).
 
 The building blocks live in sibling modules (p-values, FWER procedures, the Pareto
 filter, the grid, the performance risks, the constraints, the results); this
@@ -304,8 +304,8 @@ def calibrate_threshold(
     probe's own and are tested like any threshold: under such constraints the
     cascade may certify nothing, and then falls back to ``+inf`` *without* a
     guarantee (a warning says so). When no threshold that delegates is
-    certified, the warning and :attr:`CalibrationResult.blocked_by` say which
-    risk stopped the sequence, and :attr:`CalibrationResult.rows_needed`
+    certified, the warning and ``CalibrationResult.blocked_by`` say which
+    risk stopped the sequence, and ``CalibrationResult.rows_needed``
     estimates (from ``D_opt``) the test-split size that would certify one.
     Why this order: the harm risk is not monotone in ``lam`` and has no power
     where a threshold delegates a handful of rows, so the paper's walk from
@@ -354,7 +354,7 @@ def calibrate_threshold(
     constraints : mapping or sequence of Risk, optional
         Risks to certify besides the budget: ``{name: level}`` for built-ins, e.g.
         ``{"harm": 0.0, "miss": 0.05}`` (see
-        :data:`~skctd.calibration.BUILTIN_RISKS` for the names and units), or a
+        ``skctd.calibration.BUILTIN_RISKS`` for the names and units), or a
         list of :class:`~skctd.calibration.Risk` (user losses, another p-value).
         ``None`` or empty: the budget alone, exactly the procedure above.
     cost : array-like of shape (n,), optional
