@@ -460,6 +460,13 @@ def test_threshold_order_has_no_power_for_harm_and_the_pvalue_order_has():
     assert pv_order.certified[1:].any() and np.isfinite(pv_order.threshold)
     single = quiet(calibrate_threshold, signal, y, p, e, testing_order="single", **kw)
     assert single.testing_order.size == 2 and single.testing_order[0] == 0
+    # only the two hypotheses of the sequence can be certified, in order
+    cand = single.testing_order[1]
+    assert set(np.flatnonzero(single.certified)) <= {0, cand}
+    assert single.certified[cand] == (single.pvalues[0] <= 0.1 and single.pvalues[cand] <= 0.1)
+    # the candidate: best optimisation-split accuracy among the front thresholds
+    # that look certifiable there; it is certified here and chosen
+    assert single.certified[cand] and single.selected_index == cand
 
 
 def test_useless_expert_is_refused_with_an_explanation():
