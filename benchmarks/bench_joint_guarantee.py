@@ -582,7 +582,7 @@ def main(argv=None):
     (RESULTS / "joint_guarantee.json").write_text(
         json.dumps(
             {"synthetic": synth, "real": real, "info": info, "command": command},
-            indent=1,
+            separators=(",", ":"),
         )
     )
     write_reports(synth, real, info, command)
