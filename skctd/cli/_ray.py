@@ -23,6 +23,9 @@ from skctd.utils import check_positive_int, import_optional
 
 __all__ = ["RayEngine", "engine_from_args"]
 
+# rows of one actor call: the chunk a local ActivationTransformer sorts and batches
+_BLOCK_ROWS = 4096
+
 
 def _log(msg: str, quiet: bool) -> None:
     if not quiet:
@@ -86,6 +89,29 @@ class RayEngine:
         per_actor = max(1, min(cpus // n_actors, node_cpus))
         return {"n_actors": n_actors, "num_gpus": 0, "num_cpus": per_actor}
 
+    def _dataset(self, parts: list[list[Any]]) -> Any:
+        """One Dataset of the parts' rows; no block straddles two parts.
+
+        Each block (one actor call) holds at most ``_BLOCK_ROWS`` rows of one
+        part, as a local ``transform`` of that part chunks it: the batches, and
+        so the features, are those of the local path.
+        """
+        import json
+
+        import pyarrow as pa
+
+        ray = self._ray()
+        tables, start = [], 0
+        for rows in parts:
+            for i in range(0, len(rows), _BLOCK_ROWS):
+                chunk = rows[i : i + _BLOCK_ROWS]
+                ids = np.arange(start + i, start + i + len(chunk), dtype=np.int64)
+                tables.append(
+                    pa.table({"id": ids, "inputs": [json.dumps(r) for r in chunk]})
+                )
+            start += len(rows)
+        return ray.data.from_arrow(tables)
+
     def featurize(self, featurizer: Any, inputs: list[list[Any]]) -> None:
         """Compute the features of every input on the cluster into the driver's cache.
 
@@ -94,17 +120,25 @@ class RayEngine:
         featurizer : ActivationTransformer
             With ``cache`` set: the features are written there.
         inputs : list of lists
-            The inputs of each file; each distinct input is computed once.
+            The inputs of each file. Each distinct input is computed once, with
+            the file where it first appears (as the local path, whose cache
+            serves it to the later files).
         """
         import json
 
         import skctd.ray
-        from skctd.llm import dedupe
 
-        rows = [row for part in inputs for row in part]
-        keys = [json.dumps(r, sort_keys=True) for r in rows]
-        _, first, _ = dedupe(keys, return_index=True)
-        unique = [rows[i] for i in first]
+        seen: set[str] = set()
+        parts = []
+        for part in inputs:
+            new = []
+            for row in part:
+                key = json.dumps(row, sort_keys=True)
+                if key not in seen:
+                    seen.add(key)
+                    new.append(row)
+            parts.append(new)
+        unique = [row for part in parts for row in part]
         pool = self._pool()
         if pool["num_gpus"] and featurizer.dtype == "auto":
             # the cache is keyed by dtype: record the one the GPU actors use
@@ -116,7 +150,9 @@ class RayEngine:
             f"actor(s) ({pool['num_gpus']} GPU, {pool['num_cpus']} CPU each)",
             self.quiet,
         )
-        result = skctd.ray.featurize(unique, featurizer, **pool)
+        result = skctd.ray.featurize(
+            self._dataset(parts), featurizer, json_inputs=True, block_rows=None, **pool
+        )
         _, Z = skctd.ray.collect_features(result, ids=np.arange(len(unique)))
         featurizer.write_cache(unique, Z)
         _log(f"Ray: activations done in {time.perf_counter() - t:.1f} s", self.quiet)
@@ -142,7 +178,9 @@ class RayEngine:
         if not hasattr(expert, "device"):  # an HTTP expert: no GPU to hold
             pool.update(num_gpus=0, num_cpus=1)
         t = time.perf_counter()
-        result = skctd.ray.score(list(X), expert, **pool)
+        result = skctd.ray.score(
+            self._dataset([list(X)]), expert, json_inputs=True, block_rows=None, **pool
+        )
         _, scores, report = skctd.ray.collect_scores(result, ids=np.arange(len(X)))
         _log(
             f"Ray: {len(X)} expert scores on {pool['n_actors']} actor(s) in "

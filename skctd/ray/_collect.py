@@ -65,9 +65,11 @@ def _order(got: np.ndarray, ids: Any, id_column: str) -> tuple[np.ndarray, np.nd
     ordered = got[sorter]
     dup = np.flatnonzero(ordered[1:] == ordered[:-1])
     if dup.size:
+        first = ordered[dup[0]]
         raise ValueError(
-            f"{id_column} {ordered[dup[0]]!r} appears {int((ordered == ordered[dup[0]]).sum())} "
-            f"times in the results ({dup.size} duplicated rows): ids must be unique."
+            f"{id_column} {np.asarray(first).tolist()!r} appears "
+            f"{int((ordered == first).sum())} times in the results ({dup.size} "
+            "duplicated rows): ids must be unique."
         )
     if ids is None:
         return ordered, sorter

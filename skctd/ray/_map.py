@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,9 +80,14 @@ def _decode(cell: Any, json_inputs: bool) -> Any:
 
 
 def _as_dataset(
-    data: Any, input_column: str, id_column: str, block_rows: int, n_actors: int
+    data: Any,
+    input_column: str,
+    id_column: str,
+    block_rows: int | None,
+    n_actors: int,
+    json_inputs: bool,
 ) -> tuple[Any, bool]:
-    """(Dataset, whether its inputs are JSON-encoded) from a Dataset or a sequence."""
+    """(Dataset, whether its inputs are JSON texts) from a Dataset or a sequence."""
     ray = import_ray()
     if isinstance(data, ray.data.Dataset):
         names = data.schema().names
@@ -92,7 +97,7 @@ def _as_dataset(
                 f"the Dataset has no column {missing[0]!r} (columns: {names}); pass "
                 "input_column= and id_column= naming its input and id columns."
             )
-        return data, False
+        return data, bool(json_inputs)
     if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
         raise TypeError(
             "data must be a ray.data.Dataset or a sequence of inputs (texts or "
@@ -104,7 +109,8 @@ def _as_dataset(
         raise ValueError("data is empty: give at least one input.")
     # texts and conversations in one Arrow column: each input as its JSON text
     items = [{id_column: i, input_column: json.dumps(r)} for i, r in enumerate(rows)]
-    n_blocks = max(math.ceil(len(rows) / block_rows), min(len(rows), n_actors))
+    per_block = block_rows or 1024
+    n_blocks = max(math.ceil(len(rows) / per_block), min(len(rows), n_actors))
     return ray.data.from_items(items, override_num_blocks=n_blocks), True
 
 
@@ -125,7 +131,8 @@ def _remote_args(
 ) -> tuple[int, int, dict[str, Any]]:
     """Validated (n_actors, block_rows, remote args of each actor)."""
     n_actors = check_positive_int(n_actors, "n_actors")
-    block_rows = check_positive_int(block_rows, "block_rows")
+    if block_rows is not None:
+        block_rows = check_positive_int(block_rows, "block_rows")
     for name, value in (("max_restarts", max_restarts), ("max_task_retries", max_task_retries)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < -1:
             raise ValueError(
@@ -235,6 +242,7 @@ def _map(
     *,
     input_column: str,
     id_column: str,
+    json_inputs: Any,
     n_actors: Any,
     block_rows: Any,
     num_gpus: Any,
@@ -255,7 +263,9 @@ def _map(
         ray_remote_args=ray_remote_args,
         device=device,
     )
-    ds, json_inputs = _as_dataset(data, input_column, id_column, block_rows, n_actors)
+    ds, json_inputs = _as_dataset(
+        data, input_column, id_column, block_rows, n_actors, json_inputs
+    )
     with warnings.catch_warnings():
         # Ray 2.51-2.63 warn that extra remote args (max_restarts, ...) will need
         # named parameters from Ray 2.64 on; the ray extra pins ray below 2.64
@@ -283,11 +293,16 @@ _SHARED_DOC = """
     id_column : str, default="id"
         Column of ``data`` identifying each row; copied to the output. For a
         sequence ``data`` the ids are the positions ``0..n-1``.
+    json_inputs : bool, default=False
+        ``input_column`` holds each input as JSON text (a JSON string is a text,
+        a JSON array a conversation): the way to keep texts and conversations
+        in one Arrow column. A sequence ``data`` is sent that way.
     n_actors : int, default=1
         Actors in the pool, each holding one copy of the model.
-    block_rows : int, default=256
+    block_rows : int or None, default=256
         Rows handed to an actor per call (``map_batches``' ``batch_size``); a
-        retried call recomputes this many rows at most.
+        retried call recomputes this many rows at most. ``None``: each block of
+        ``data`` is one call.
     num_gpus : float or None, default=None
         GPUs per actor. ``None``: 1 when the cluster has GPUs and the model's
         ``device`` is ``"auto"`` or CUDA, else 0 (CPU actors).
@@ -309,8 +324,9 @@ def featurize(
     *,
     input_column: str = "inputs",
     id_column: str = "id",
+    json_inputs: bool = False,
     n_actors: int = 1,
-    block_rows: int = 256,
+    block_rows: int | None = 256,
     num_gpus: float | None = None,
     num_cpus: float | None = None,
     max_restarts: int = 3,
@@ -361,6 +377,7 @@ def featurize(
     >>> enc = ActivationTransformer("meta-llama/Llama-3.2-1B", layer=8, dtype="bfloat16")  # doctest: +SKIP
     >>> skctd.ray.featurize(ds, enc, n_actors=8).write_parquet("s3://bucket/features/")  # doctest: +SKIP
     """
+    import_ray()  # first: without the extra, say so before anything else
     if not hasattr(featurizer, "transform"):
         raise TypeError(
             f"featurizer must have a transform method (an ActivationTransformer), "
@@ -374,6 +391,7 @@ def featurize(
         data,
         input_column=input_column,
         id_column=id_column,
+        json_inputs=json_inputs,
         n_actors=n_actors,
         block_rows=block_rows,
         num_gpus=num_gpus,
@@ -391,8 +409,9 @@ def score(
     *,
     input_column: str = "inputs",
     id_column: str = "id",
+    json_inputs: bool = False,
     n_actors: int = 1,
-    block_rows: int = 256,
+    block_rows: int | None = 256,
     num_gpus: float | None = None,
     num_cpus: float | None = None,
     max_restarts: int = 3,
@@ -445,6 +464,7 @@ def score(
     >>> judge = OpenAIJudge("Qwen/Qwen2.5-7B-Instruct", base_url="http://vllm:8000/v1")  # doctest: +SKIP
     >>> ids, p, report = skctd.ray.collect_scores(skctd.ray.score(ds, judge, n_actors=4))  # doctest: +SKIP
     """
+    import_ray()
     if not hasattr(expert, "score_with_report"):
         raise TypeError(
             "expert must be an expert with score_with_report (e.g. an OpenAIJudge "
@@ -456,6 +476,7 @@ def score(
         data,
         input_column=input_column,
         id_column=id_column,
+        json_inputs=json_inputs,
         n_actors=n_actors,
         block_rows=block_rows,
         num_gpus=num_gpus,
