@@ -123,6 +123,19 @@ def collect_features(
     ids : ndarray of shape (n_samples,)
     features : ndarray of shape (n_samples, n_features)
         Of the featurizer's ``output_dtype``.
+
+    Examples
+    --------
+    The table :func:`featurize` writes, here made by hand:
+
+    >>> import numpy as np, pyarrow as pa
+    >>> from skctd.ray import collect_features
+    >>> values = pa.array(np.arange(6, dtype=np.float32))
+    >>> table = pa.table({"id": ["b", "a", "c"],
+    ...                   "features": pa.FixedSizeListArray.from_arrays(values, 2)})
+    >>> ids, Z = collect_features(table, ids=["a", "b", "c"])
+    >>> ids.tolist(), Z.tolist()
+    (['a', 'b', 'c'], [[2.0, 3.0], [0.0, 1.0], [4.0, 5.0]])
     """
     table = _table(result, [id_column, FEATURES_COLUMN])
     order_ids, rows = _order(_ids(table, id_column), ids, id_column)
@@ -158,6 +171,25 @@ def collect_scores(
         request, retry, cache-hit, token and latency counters summed over the
         calls that produced the rows (``latency_s`` is actor time, summed over
         actors, not wall-clock time); ``errors`` the distinct messages.
+
+    Examples
+    --------
+    Two calls of two rows each (their counters on their first row), one row
+    failed:
+
+    >>> import pyarrow as pa
+    >>> from skctd.ray import collect_scores
+    >>> table = pa.table({
+    ...     "id": [2, 3, 0, 1], "score": [0.9, float("nan"), 0.2, 0.4],
+    ...     "n_cache_hits": [0, 0, 1, 0], "n_requests": [3, 0, 1, 0],
+    ...     "n_retries": [1, 0, 0, 0], "prompt_tokens": [0, 0, 0, 0],
+    ...     "completion_tokens": [0, 0, 0, 0], "latency_s": [0.5, 0.0, 0.25, 0.0],
+    ...     "errors": [["HTTP 400"], [], [], []]})
+    >>> ids, scores, report = collect_scores(table)
+    >>> ids.tolist(), scores.tolist()
+    ([0, 1, 2, 3], [0.2, 0.4, 0.9, nan])
+    >>> report.n_failed, report.failed_rows, report.n_requests, report.errors
+    (1, [3], 4, ['HTTP 400'])
     """
     table = _table(result, [id_column, SCORE_COLUMN, *REPORT_COLUMNS, ERRORS_COLUMN])
     order_ids, rows = _order(_ids(table, id_column), ids, id_column)

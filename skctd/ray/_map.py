@@ -315,6 +315,7 @@ _SHARED_DOC = """
     ray_remote_args : dict or None, default=None
         Other resources or options of each actor (``memory``,
         ``accelerator_type``, ``runtime_env``, ...).
+
 """
 
 
@@ -372,7 +373,10 @@ def featurize(
 
     Examples
     --------
-    >>> import skctd.ray  # doctest: +SKIP
+    On a cluster (not run here), from Parquet shards with ``id`` and ``inputs``:
+
+    >>> import ray, skctd.ray  # doctest: +SKIP
+    >>> from skctd import ActivationTransformer  # doctest: +SKIP
     >>> ds = ray.data.read_parquet("s3://bucket/requests/")  # doctest: +SKIP
     >>> enc = ActivationTransformer("meta-llama/Llama-3.2-1B", layer=8, dtype="bfloat16")  # doctest: +SKIP
     >>> skctd.ray.featurize(ds, enc, n_actors=8).write_parquet("s3://bucket/features/")  # doctest: +SKIP
@@ -461,8 +465,13 @@ def score(
 
     Examples
     --------
+    On a cluster (not run here), a judge served by vLLM:
+
+    >>> import skctd.ray  # doctest: +SKIP
+    >>> from skctd import OpenAIJudge  # doctest: +SKIP
     >>> judge = OpenAIJudge("Qwen/Qwen2.5-7B-Instruct", base_url="http://vllm:8000/v1")  # doctest: +SKIP
-    >>> ids, p, report = skctd.ray.collect_scores(skctd.ray.score(ds, judge, n_actors=4))  # doctest: +SKIP
+    >>> result = skctd.ray.score(ds, judge, n_actors=4)  # doctest: +SKIP
+    >>> ids, p, report = skctd.ray.collect_scores(result)  # doctest: +SKIP
     """
     import_ray()
     if not hasattr(expert, "score_with_report"):
