@@ -351,3 +351,13 @@ def test_skctd_run_engine_ray_equals_local(ray_local, tiny_llama_path, server, t
     assert acc["n_rows"] == 48 + 64 and acc["n_failed"] == 1
     assert acc["n_requests"] == results["ray_requests"] == results["local_requests"]
     assert remote == local  # same features, scores, thresholds and every number
+
+
+def test_on_error_raise_stops_the_run_with_the_ids(ray_local, server):
+    from skctd.experts import ExpertError
+
+    server.reset()
+    server.add_rule("row 11:", {"status": 400})
+    strict = OpenAIJudge("test-model", base_url=server.base_url, on_error="raise", **FAST)
+    with pytest.raises(ExpertError, match=r"in a Ray actor: .*HTTP 400.*rows: \[3\]\]$"):
+        skray.collect_scores(skray.score(TEXTS[8:16], strict, block_rows=BLOCK))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from skctd.experts import ExpertReport
+from skctd.experts import ExpertError, ExpertReport
 from skctd.ray._map import (
     ERRORS_COLUMN,
     FEATURES_COLUMN,
@@ -46,7 +46,16 @@ def _table(result: Any, columns: list[str]) -> Any:
                 "result must be a ray.data.Dataset, a pyarrow Table or the path of "
                 f"its Parquet shards, got {type(result).__name__}."
             )
-        tables = [t for t in ray.get(result.to_arrow_refs()) if t.num_rows]
+        try:
+            tables = [t for t in ray.get(result.to_arrow_refs()) if t.num_rows]
+        except Exception as exc:
+            # Ray Data wraps an actor's exception in its own, keeping only the text
+            marker = "ExpertError: "
+            text = str(exc)
+            if marker not in text:
+                raise
+            message = text[text.rindex(marker) + len(marker) :].split("\n")[0]
+            raise ExpertError(f"in a Ray actor: {message}") from exc
         if not tables:
             raise ValueError("the Dataset has no rows.")
         table = pa.concat_tables(tables)

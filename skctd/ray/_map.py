@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from skctd.experts import ExpertError
 from skctd.utils import check_inputs, check_positive_int, import_optional
 
 __all__ = [
@@ -217,7 +218,15 @@ class _ScoreActor:
         rows = [_decode(c, self.json_inputs) for c in cells]
         n = len(rows)
         if n:
-            scores, report = self.expert.score_with_report(rows)
+            try:
+                scores, report = self.expert.score_with_report(rows)
+            except ExpertError as exc:  # on_error="raise": name the rows by id
+                ids = batch.column(self.id_column).to_pylist()
+                failed = [ids[i] for i in np.asarray(exc.rows, dtype=int)][:10]
+                raise ExpertError(
+                    f"{exc} [{self.id_column} of the failing rows: {failed}]",
+                    rows=exc.rows,
+                ) from None
         else:
             scores, report = np.empty(0), None
         columns = {
@@ -267,8 +276,8 @@ def _map(
         data, input_column, id_column, block_rows, n_actors, json_inputs
     )
     with warnings.catch_warnings():
-        # Ray 2.51-2.63 warn that extra remote args (max_restarts, ...) will need
-        # named parameters from Ray 2.64 on; the ray extra pins ray below 2.64
+        # Ray 2.60 warns that extra remote args (max_restarts, ...) are removed
+        # in Ray 2.64; the ray extra pins ray below 2.64
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
         return ds.map_batches(
             actor,
