@@ -427,9 +427,9 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         ----------
         X : list, array or Series of str or of conversations
             The inputs, as for :meth:`transform`.
-        Z : array-like of shape (n_samples, n_features_out_)
-            Their features (float32 or float64; stored as float32, the dtype
-            the cache holds).
+        Z : array-like of shape (n_samples, n_features)
+            Their features, ``n_features`` being ``n_features_out_`` (float32 or
+            float64; stored as float32, the dtype the cache holds).
 
         Returns
         -------
