@@ -56,9 +56,8 @@ class RayEngine:
         self._started = False
 
     def _ray(self) -> Any:
-        ray = import_optional(
-            "ray", extra="ray", purpose="skctd run --engine ray"
-        )
+        ray = import_optional("ray", extra="ray", purpose="skctd run --engine ray")
+        import_optional("ray.data", extra="ray", purpose="skctd run --engine ray")
         if not ray.is_initialized():
             ray.init(
                 address=self.address,
@@ -66,6 +65,9 @@ class RayEngine:
                 log_to_driver=not self.quiet,
             )
             self._started = True
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = not self.quiet
+        context.print_on_execution_start = not self.quiet
         return ray
 
     def _pool(self) -> dict[str, Any]:

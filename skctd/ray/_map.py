@@ -99,13 +99,15 @@ def _as_dataset(
                 "input_column= and id_column= naming its input and id columns."
             )
         return data, bool(json_inputs)
-    if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
+    if isinstance(data, (str, bytes, dict)) or not (
+        isinstance(data, Sequence) or hasattr(data, "__array__")
+    ):
         raise TypeError(
             "data must be a ray.data.Dataset or a sequence of inputs (texts or "
             f"conversations), got {type(data).__name__}. Read files with "
             "ray.data.read_parquet / read_json first."
         )
-    rows = check_inputs(list(data), name="data", allow_mixed=True)
+    rows = check_inputs(data, name="data", allow_mixed=True)
     if not rows:
         raise ValueError("data is empty: give at least one input.")
     # texts and conversations in one Arrow column: each input as its JSON text
@@ -360,9 +362,9 @@ def featurize(
 
     Parameters
     ----------
-    data : ray.data.Dataset or sequence
-        A Dataset with ``input_column`` and ``id_column``, or a sequence of
-        inputs (texts or conversations).
+    data : ray.data.Dataset, sequence, array or Series
+        A Dataset with ``input_column`` and ``id_column``, or the inputs
+        themselves (texts or conversations).
     featurizer : ActivationTransformer
         Or any transformer that maps a list of inputs to a 2-D array without
         fitting.
@@ -451,9 +453,9 @@ def score(
 
     Parameters
     ----------
-    data : ray.data.Dataset or sequence
-        A Dataset with ``input_column`` and ``id_column``, or a sequence of
-        inputs (texts or conversations).
+    data : ray.data.Dataset, sequence, array or Series
+        A Dataset with ``input_column`` and ``id_column``, or the inputs
+        themselves (texts or conversations).
     expert : BaseExpert
         Any expert with ``score_with_report`` taking a list of inputs. With
         ``on_error="raise"`` a failing row stops the run; with ``"fallback"`` it
