@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="input tokens the judge sees (middle cut)")
     run.add_argument("--dtype", default="auto")
     run.add_argument("--n-alphas", type=int, default=20, help="budgets of the sweep")
+    run.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="where the activations and expert scores are computed "
+                     "(ray: a Ray cluster, needs skctd[ray]; the rest runs here)")
+    run.add_argument("--address", default=None,
+                     help="Ray cluster address for --engine ray ('auto', ray://host:10001; "
+                     "default: start a local Ray instance)")
+    run.add_argument("--ray-actors", type=int, default=None,
+                     help="actors per pool for --engine ray (default: one per GPU, else 1)")
     _add_common(run)
 
     demo = sub.add_parser(
@@ -124,7 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             delta=args.delta, n_alphas=args.n_alphas, n_splits=args.n_splits,
             seed=args.seed, progress=not args.no_progress, figures=not args.no_figures,
         )
-        info = run_job(cfg, quiet=args.quiet)
+        from skctd.cli._ray import engine_from_args
+
+        engine = engine_from_args(args)
+        try:
+            info = run_job(cfg, quiet=args.quiet, engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
         if not args.quiet:
             print(info["evaluation"].summary())
             print(f"\nreport: {info['report']}")

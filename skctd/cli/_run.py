@@ -222,6 +222,7 @@ def run_job(
     quiet: bool = False,
     sections_from_models: Callable[[Mapping[str, float]], Mapping[str, str]]
     | None = None,
+    engine: Any = None,
 ) -> dict[str, Any]:
     """Run the whole ``skctd run`` job and write its outputs.
 
@@ -234,6 +235,9 @@ def run_job(
         ``f(models) -> {heading: markdown}``: report sections written from the
         measured quality of the probes and the expert (the ``models`` table
         returned below), added after ``cfg.extra_sections``.
+    engine : RayEngine, optional
+        Computes the activations and the expert scores elsewhere (``skctd run
+        --engine ray``: a ``RayEngine`` of ``skctd.cli._ray``); the rest runs here.
 
     Returns
     -------
@@ -269,7 +273,7 @@ def run_job(
             cache=str(job_cache / "activations"),
             progress=cfg.progress and not quiet,
         )
-        info, details = _run(cfg, kind, target, expert, featurizer, quiet)
+        info, details = _run(cfg, kind, target, expert, featurizer, quiet, engine)
         if cache is None:  # the saved cascade must not point at the scratch folder
             info["cascade"].set_params(featurizer__cache=None)
             info["cascade"].featurizer_.set_params(cache=None)
@@ -277,7 +281,7 @@ def run_job(
     return info
 
 
-def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
+def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dict, dict]:
     """Fit, calibrate and evaluate: (the returned ``info``, details for the report)."""
     from sklearn.base import clone
     from sklearn.frozen import FrozenEstimator
@@ -322,6 +326,8 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
             quiet=quiet,
         )
     t = time.perf_counter()
+    if engine is not None:  # on the cluster, into the cache the loop below reads
+        engine.featurize(featurizer, [train.inputs, dev.inputs, test.inputs])
     Z = {}
     for name, d in (("train", train), ("dev", dev), ("test", test)):
         _log(f"activations of {cfg.model} layer {cfg.layer}: {name}", quiet=quiet)
@@ -363,7 +369,10 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
         scores = {}
         for name, d in (("dev", dev), ("test", test)):
             _log(f"expert {expert!r}: {name} ({len(d.inputs)} rows)", quiet=quiet)
-            scores[name], rep = expert.score_with_report(d.original_inputs)
+            scores[name], rep = (
+                expert.score_with_report(d.original_inputs) if engine is None
+                else engine.score(expert, d.original_inputs)
+            )
             report = report.merge(rep)
         e_dev, e_test = scores["dev"], scores["test"]
     # NaN = a failed call: the cascade and the evaluation keep the probe score there

@@ -13,6 +13,8 @@ from skctd.utils import check_input
 
 __all__ = ["read_dataset"]
 
+_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
 
 def _decode_conversation(cell: str) -> Any:
     """A CSV / Parquet cell holding a conversation as JSON, decoded; else the cell.
@@ -106,7 +108,10 @@ def read_dataset(
     Parameters
     ----------
     path : str or Path
-        A ``.jsonl``, ``.json``, ``.csv`` or ``.parquet`` file.
+        A ``.jsonl``, ``.json``, ``.csv`` or ``.parquet`` file, or a folder of
+        such shards (read in the order of their names; other files are
+        ignored). Without an id column, a row's id is its position in the whole
+        folder.
     input_column, label_column, group_column, id_column, expert_column : str
         Column names. Each input is a text or a conversation, under the rule of
         :func:`skctd.utils.check_input` (an empty or whitespace-only text is an
@@ -124,12 +129,25 @@ def read_dataset(
         (when ``expert_column``) ``expert`` (float array).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
-    # formats without nested values hold a conversation as a JSON string
-    json_cells = path.suffix.lower() in (".csv", ".parquet")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES)
+        if not files:
+            raise ValueError(
+                f"{path}: a folder without data files; put .jsonl, .json, .csv or "
+                ".parquet shards in it."
+            )
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(f"{path}: no such file or folder.")
     inputs, labels, groups, ids, experts = [], [], [], [], []
-    for i, (where, rec) in enumerate(_records(path)):
+    records = (
+        (rec, file.suffix.lower() in (".csv", ".parquet"))
+        for file in files
+        for rec in _records(file)
+    )
+    # formats without nested values hold a conversation as a JSON string
+    for i, ((where, rec), json_cells) in enumerate(records):
         if rec.get(input_column) is None:
             raise ValueError(f"{where}: missing field {input_column!r}.")
         inputs.append(

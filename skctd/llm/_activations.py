@@ -29,6 +29,11 @@ class _StopForward(Exception):
     """Raised by a hook once the deepest requested layer is captured."""
 
 
+def _row_keys(rows: list[Any]) -> list[str]:
+    """The cache and de-duplication key of each input (transform and write_cache)."""
+    return [r if isinstance(r, str) else json.dumps(r, sort_keys=True) for r in rows]
+
+
 def _find_blocks(model: Any, n_layers: int) -> Any:
     """The ModuleList of the model's transformer blocks."""
     torch = import_optional("torch", purpose="ActivationTransformer")
@@ -372,9 +377,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         layers = settings["layers"]
         width = self.hidden_size_
         out_dtype = np.dtype(self.output_dtype)
-        keys = [
-            r if isinstance(r, str) else json.dumps(r, sort_keys=True) for r in rows
-        ]
+        keys = _row_keys(rows)
         unique_keys, first_row, inverse = dedupe(keys, return_index=True)
         n_unique = len(unique_keys)
         values = np.empty((n_unique, width * len(layers)), dtype=out_dtype)
@@ -409,6 +412,60 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         if n_unique == len(rows) and np.array_equal(inverse, np.arange(len(rows))):
             return values
         return values[inverse]
+
+    def write_cache(self, X: Any, Z: Any) -> ActivationTransformer:
+        """Store features of ``X`` computed elsewhere in the disk cache ``cache``.
+
+        For features computed with the same settings by another process or
+        machine — e.g. on a Ray cluster by :func:`skctd.ray.featurize` — so that
+        a later :meth:`transform` of these inputs reads them back instead of
+        running the model. The cache is keyed by the settings that resolve here:
+        with ``dtype="auto"`` that is float32 on a CPU machine, so features
+        computed on a GPU in another dtype must come with that ``dtype`` set.
+
+        Parameters
+        ----------
+        X : list, array or Series of str or of conversations
+            The inputs, as for :meth:`transform`.
+        Z : array-like of shape (n_samples, n_features)
+            Their features, ``n_features`` being ``n_features_out_`` (float32 or
+            float64; stored as float32, the dtype the cache holds).
+
+        Returns
+        -------
+        self : ActivationTransformer
+        """
+        if self.cache is None:
+            raise ValueError(
+                "cache is None: set cache to a folder to store features in it."
+            )
+        settings = self._check_settings()
+        rows = check_inputs(X, name="X", allow_mixed=self._templates_every_row())
+        Z = np.asarray(Z)
+        if Z.shape != (len(rows), self.n_features_out_):
+            raise ValueError(
+                f"Z has shape {Z.shape}; expected ({len(rows)}, "
+                f"{self.n_features_out_}): one row of n_features_out_ per input."
+            )
+        if Z.dtype not in (np.float32, np.float64):
+            raise ValueError(
+                f"Z has dtype {Z.dtype}; the cache holds float32 vectors: give "
+                "float32 or float64 features (output_dtype='float16' loses bits)."
+            )
+        if not np.isfinite(Z).all():
+            raise ValueError("Z has NaN or infinite values; they are not cached.")
+        from skctd.llm._cache import DiskCache, text_hash
+
+        keys = _row_keys(rows)
+        unique_keys, first_row, _ = dedupe(keys, return_index=True)
+        hashes = [text_hash(k) for k in unique_keys]
+        width = self.hidden_size_
+        for j, layer in enumerate(settings["layers"]):
+            block = Z[first_row, j * width : (j + 1) * width].astype(np.float32)
+            DiskCache(self.cache, self._namespace(settings, layer)).put_many(
+                dict(zip(hashes, block, strict=True))
+            )
+        return self
 
     # -- the forward pass ----------------------------------------------------------------
     def _load(self, settings: dict) -> tuple[Any, Any]:
