@@ -121,6 +121,14 @@ class _Handler(BaseHTTPRequestHandler):
             with owner._lock:
                 owner._in_flight -= 1
 
+    def do_GET(self) -> None:  # noqa: N802 - a redirected POST may arrive as a GET
+        owner = self.server.owner
+        with owner._lock:
+            owner.requests.append({"method": "GET"})
+            owner.paths.append(self.path)
+            owner.authorizations.append(self.headers.get("Authorization"))
+        self._send(405, b'{"error": {"message": "use POST"}}')
+
     def _handle(self, owner: OpenAITestServer, raw: bytes) -> None:
         try:
             request = json.loads(raw)
