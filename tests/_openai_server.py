@@ -32,7 +32,8 @@ without ``logprobs``), ``no_choices`` (a 200 JSON object without ``choices``),
 ``top_logprobs``: ``0`` returns only the chosen token) and ``options`` (the
 ``[(token, logprob), ...]`` to answer instead of the responder's).
 
-The server records every request (``server.requests``), the ``Authorization``
+The server records every request (``server.requests``), those answered with a
+full chat completion (``server.completions``), the ``Authorization``
 header of each request (``server.authorizations``), the requests per input
 (``server.requests_per_input()``) and the largest number of requests in flight at
 once (``server.max_in_flight``).
@@ -207,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         self._send(200, json.dumps(response).encode("utf-8"))
+        with owner._lock:
+            owner.completions.append(request)
 
 
 class _Server(ThreadingHTTPServer):
@@ -245,6 +248,7 @@ class OpenAITestServer:
         self.responder = responder or tagged_responder
         self.delay = float(delay)
         self.requests: list[dict[str, Any]] = []
+        self.completions: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.paths_served = {"/v1/chat/completions"}
         self.authorizations: list[str | None] = []
@@ -276,14 +280,20 @@ class OpenAITestServer:
         with self._lock:
             self._periodic.append((int(n), dict(fault)))
 
-    def requests_per_input(self, marker: str = "") -> dict[str, int]:
+    def requests_per_input(
+        self, marker: str = "", *, completed: bool = False
+    ) -> dict[str, int]:
         """How many requests each input got: the last user message's text
         between ``Interaction: `` and the next blank line (the default
-        template), or the whole message; only messages containing ``marker``."""
+        template), or the whole message; only messages containing ``marker``.
+        ``completed=True`` counts only the requests answered with a chat
+        completion (no injected status, cut body or partial answer)."""
         counts: dict[str, int] = {}
         with self._lock:
-            requests = list(self.requests)
+            requests = list(self.completions if completed else self.requests)
         for request in requests:
+            if "messages" not in request:
+                continue
             text = str((request.get("messages") or [{}])[-1].get("content", ""))
             if marker not in text:
                 continue
@@ -309,6 +319,7 @@ class OpenAITestServer:
         """Forget requests, faults, rules and the in-flight maximum."""
         with self._lock:
             self.requests.clear()
+            self.completions.clear()
             self.paths.clear()
             self.authorizations.clear()
             self._faults.clear()
