@@ -21,6 +21,7 @@ import json
 import logging
 import pickle
 import platform
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -285,10 +286,11 @@ def load(
     beside the file is read and logged (logger ``"skctd"``, level INFO: model,
     layer, expert class, the host it sends a key to and the variable holding it)
     and the file's sha256 is compared with the manifest's. After loading, the
-    expert must be what the manifest says. A judge restored this way (or by
-    ``joblib.load``) sends its key only to the host it was saved with; give
-    ``trusted_hosts`` to allow others (e.g. after pointing ``base_url`` at a new
-    server).
+    expert must be what the manifest says. When the expert sends a key, a
+    ``UserWarning`` names the variable and the host, unless that host is in
+    ``trusted_hosts``. A judge restored this way (or by ``joblib.load``) sends its
+    key only to the host it was saved with; ``trusted_hosts`` allows others too
+    (e.g. after pointing ``base_url`` at a new server).
 
     Parameters
     ----------
@@ -323,8 +325,23 @@ def load(
             f"{path}: its sha256 is not the one in {manifest_path(path).name}: the "
             "file changed after it was saved. Not loaded (loading runs code)."
         )
-    estimator = joblib.load(path)
     expected = manifest.get("expert") or {}
+    host, key_env = expected.get("host"), expected.get("api_key_env")
+    trusted = set()
+    if trusted_hosts:
+        from skctd.experts.judges._openai import origins_of
+
+        trusted = set().union(*(origins_of(h) for h in trusted_hosts))
+    if host and key_env and host not in trusted:
+        warnings.warn(
+            f"{path.name}: its expert ({expected.get('class')}) will send the value "
+            f"of the environment variable ${key_env} to {host}. If that is what "
+            f"you expect, pass trusted_hosts=[{host!r}] to skctd.load to say so; "
+            "if not, do not use this file.",
+            UserWarning,
+            stacklevel=2,
+        )
+    estimator = joblib.load(path)
     actual = describe(estimator).get("expert") or {}
     for key in ("class", "host", "api_key_env"):
         if expected.get(key) != actual.get(key):

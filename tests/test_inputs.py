@@ -3,8 +3,8 @@ of raw inputs: ActivationTransformer, TransformersJudge, OpenAIJudge and
 read_dataset accept and reject exactly the same rows."""
 
 import json
-import re
 import math
+import re
 import sys
 from pathlib import Path
 

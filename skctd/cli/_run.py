@@ -290,6 +290,14 @@ def _template_mode(featurizer) -> Any:
     return True if has_chat_template(featurizer.get_tokenizer()) else "auto"
 
 
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; NaN when either side is constant (e.g. v = 0 on every
+    row when the expert failed everywhere)."""
+    if np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def _calibration_half(y: np.ndarray, seed: int) -> np.ndarray:
     """A stratified random half of the rows (per label, rounded down)."""
     rng = np.random.RandomState(seed)
@@ -363,6 +371,7 @@ def run_job(
             cache=str(job_cache / "activations"),
             progress=cfg.progress and not quiet,
         )
+        featurizer.get_tokenizer()  # a bad --model fails now, before any work
         info, details = _run(cfg, kind, target, expert, featurizer, quiet)
         if cache is None:  # the saved cascade must not point at the scratch folder
             info["cascade"].set_params(featurizer__cache=None)
@@ -543,8 +552,8 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
         "probe AUROC, test": auc(test.label, p_test),
         "expert AUROC, dev": expert_auc_dev,
         "expert AUROC, test": expert_auc_test,
-        "DV probe: correlation of d(x) and v on test": float(
-            np.corrcoef(d_test, delegation_value(test.label, p_test, e_test))[0, 1]
+        "DV probe: correlation of d(x) and v on test": _correlation(
+            d_test, delegation_value(test.label, p_test, e_test)
         ),
     }
     info = {

@@ -13,8 +13,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skctd.llm._batching import dedupe, length_sorted_batches, progress_bar
-from skctd.llm._device import resolve_device, resolve_dtype
 from skctd.llm._cache import DiskCache, text_hash
+from skctd.llm._device import resolve_device, resolve_dtype
 from skctd.llm._loading import (
     load_config,
     load_tokenizer,

@@ -37,7 +37,7 @@ from skctd.experts.judges._prompt import (
 )
 from skctd.utils import import_optional, read_secret_env, redact, redact_url
 
-__all__ = ["OpenAIJudge", "origin_of", "trust_origins"]
+__all__ = ["OpenAIJudge", "origin_of", "origins_of", "trust_origins"]
 
 logger = logging.getLogger("skctd.experts.judges")
 
@@ -145,6 +145,16 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
+def origins_of(entry: str) -> set[str]:
+    """The origins a trusted-host entry stands for: ``"https://h:8443"`` itself;
+    a bare ``"h:8000"`` or ``"h"`` over http and https (default ports for a bare
+    host)."""
+    text = str(entry).strip()
+    if "://" in text:
+        return {origin_of(text)}
+    return {origin_of("http://" + text), origin_of("https://" + text)}
+
+
 def trust_origins(judge: Any, hosts: Any) -> None:
     """Allow a judge restored from disk to send its key to these hosts too.
 
@@ -158,7 +168,8 @@ def trust_origins(judge: Any, hosts: Any) -> None:
         URLs or ``host[:port]``.
     """
     trusted = set(judge.__dict__.get("_trusted_origins", ()))
-    trusted.update(origin_of(h) for h in hosts)
+    for host in hosts:
+        trusted.update(origins_of(host))
     judge.__dict__["_trusted_origins"] = frozenset(trusted)
 
 
