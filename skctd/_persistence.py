@@ -180,17 +180,22 @@ def save(estimator: Any, path: str | Path, *, compress: int = 3) -> Path:
 
     Examples
     --------
-    >>> import tempfile, numpy as np
+    >>> import tempfile
     >>> from pathlib import Path
     >>> import skctd
     >>> from sklearn.datasets import make_classification
+    >>> from sklearn.ensemble import RandomForestClassifier
     >>> X, y = make_classification(n_samples=400, random_state=0)
-    >>> cascade = skctd.CalibratedDelegationCascade(
-    ...     lambda rows: np.full(len(rows), 0.5), random_state=0).fit(X, y)
+    >>> expert = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    >>> cascade = skctd.CalibratedDelegationCascade(expert, random_state=0).fit(X, y)
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = skctd.save(cascade, Path(folder) / "cascade.joblib")
-    ...     skctd.read_manifest(path)["estimator"]
-    'CalibratedDelegationCascade'
+    ...     manifest = skctd.read_manifest(path)
+    ...     loaded = skctd.load(path)
+    >>> manifest["estimator"], manifest["expert"]["class"]
+    ('CalibratedDelegationCascade', 'ClassifierExpert')
+    >>> bool((loaded.predict_proba(X[:5]) == cascade.predict_proba(X[:5])).all())
+    True
     """
     import joblib
     import sklearn
