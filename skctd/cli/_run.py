@@ -371,7 +371,6 @@ def run_job(
             cache=str(job_cache / "activations"),
             progress=cfg.progress and not quiet,
         )
-        featurizer.get_tokenizer()  # a bad --model fails now, before any work
         info, details = _run(cfg, kind, target, expert, featurizer, quiet)
         if cache is None:  # the saved cascade must not point at the scratch folder
             info["cascade"].set_params(featurizer__cache=None)
@@ -423,6 +422,7 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
     for name, d in (("train", train), ("dev", dev), ("test", test)):
         if np.unique(d.label).size < 2:
             raise ValueError(f"--{name} {getattr(cfg, name)}: needs both labels 0 and 1.")
+    featurizer.get_tokenizer()  # a bad --model fails now, before any heavy work
     timings["read"] = time.perf_counter() - t0
     _log(
         f"data: train {len(train.inputs)}, dev {len(dev.inputs)}, test "

@@ -25,8 +25,8 @@ _KNOWN: set[str] = set()
 _MIN_SECRET_LEN = 6
 
 _PATTERNS = (
-    # an Authorization header value, whatever the token looks like
-    re.compile(r"(?i)\b(bearer|basic|token)(\s+)[^\s'\"<>,;]+"),
+    # an Authorization header value (a credential-looking word after the scheme)
+    re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=:\-]{6,}"),
     # OpenAI-style keys (sk-..., sk-proj-...), Hugging Face tokens (hf_...)
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"\bhf_[A-Za-z0-9]{16,}"),
