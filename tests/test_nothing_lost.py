@@ -64,13 +64,17 @@ def test_item3_interrupted_subprocess_resumes_only_the_missing_rows(tmp_path):
         sent_first = _answered(server)
         assert "KeyboardInterrupt" in err and "done" not in out
         # Ctrl-C stops the run: at most the requests in flight finish after it
-        assert sent_first <= stop_after + 2 + 2
+        assert stop_after <= sent_first <= stop_after + 2 + 2
+        answered = {
+            int(t.rsplit(" ", 1)[1]) for t in server.requests_per_input(completed=True)
+        }
         judge = OpenAIJudge("test-model", base_url=server.base_url,
                             cache_dir=str(tmp_path))
         cached = judge.cached_scores(texts)
         kept = np.flatnonzero(~np.isnan(cached))
-        # every row answered before the interrupt is on disk (in-flight ones may not be)
-        assert len(kept) >= stop_after - 2
+        # every row the server answered (those in flight at Ctrl-C included) is on
+        # disk: nothing finished is lost
+        assert set(kept) == answered and len(kept) >= stop_after - 2
         np.testing.assert_allclose(cached[kept], 0.10 + kept / 100, atol=1e-12)
 
         server.reset()

@@ -149,15 +149,13 @@ def test_done_when_1000_rows_under_mixed_faults(tmp_path, monkeypatch, caplog):
         n_before = len(server.requests)
         kept = ~np.isnan(judge.cached_scores(texts))
         assert len(server.requests) == n_before
-        # every row answered before the interrupt is on disk, but those whose
-        # answer was in flight when Ctrl-C came (at most one per connection)
+        # every row answered before the interrupt (or in flight then) is on disk
         answered = {
             int(t.split(" row ")[1].split()[0])
             for t in server.requests_per_input(completed=True)
         }
         answered = {i for i in answered if not math.isnan(expected_score(i))}
-        assert set(np.flatnonzero(kept)) <= answered
-        assert len(answered) - kept.sum() <= SETTINGS["max_concurrency"]
+        assert set(np.flatnonzero(kept)) == answered
         assert kept.sum() >= 100
         np.testing.assert_allclose(judge.cached_scores(texts)[kept], expected[kept],
                                    rtol=1e-9)

@@ -546,6 +546,23 @@ class OpenAIJudge(BaseJudge):
         )
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skctd-judge")
         futures: dict[Any, int] = {}
+        done: set[Any] = set()
+
+        def record(future: Any) -> None:
+            done.add(future)
+            i = futures[future]
+            outcome = future.result()  # _judge_one never raises
+            report.n_requests += outcome.n_requests
+            report.n_retries += outcome.n_retries
+            report.prompt_tokens += outcome.prompt_tokens
+            report.completion_tokens += outcome.completion_tokens
+            if outcome.error is not None:
+                report.add_error(outcome.error)
+                return
+            report.n_bounded += int(outcome.bounded)
+            lp[i] = (outcome.lp_pos, outcome.lp_neg)
+            on_scored([i], lp[i : i + 1])  # on disk at once
+
         try:
             for i, body in enumerate(prompts):
                 messages = build_messages(
@@ -558,22 +575,21 @@ class OpenAIJudge(BaseJudge):
                     pool.submit(self._judge_one, client, messages, settings["labels"])
                 ] = i
             for future in as_completed(futures):
-                i = futures[future]
-                outcome = future.result()  # _judge_one never raises
-                report.n_requests += outcome.n_requests
-                report.n_retries += outcome.n_retries
-                report.prompt_tokens += outcome.prompt_tokens
-                report.completion_tokens += outcome.completion_tokens
-                if outcome.error is not None:
-                    report.add_error(outcome.error)
-                    continue
-                report.n_bounded += int(outcome.bounded)
-                lp[i] = (outcome.lp_pos, outcome.lp_neg)
-                on_scored([i], lp[i : i + 1])
-        finally:
-            # an interrupt (Ctrl-C) must not wait for the rows not yet started
+                record(future)
+        except BaseException:
+            # an interrupt (Ctrl-C): start no new row, let those in flight end,
+            # and keep every answer already received before re-raising
             for future in futures:
                 future.cancel()
+            pool.shutdown(wait=True)
+            for future in futures:
+                if future not in done and future.done() and not future.cancelled():
+                    try:
+                        record(future)
+                    except Exception:  # noqa: BLE001 - keep the original error
+                        pass
+            raise
+        finally:
             pool.shutdown(wait=True)
             client.close()
         return lp
