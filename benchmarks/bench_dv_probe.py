@@ -399,6 +399,16 @@ def _yes(flag) -> str:
     return "-" if flag is None else ("yes" if flag else "no")
 
 
+def _md(text: str) -> str:
+    """A table cell: escape the pipes of names such as ``[logit, |logit|]``."""
+    return text.replace("|", "\\|")
+
+
+def _key_cells(key: str) -> list[str]:
+    """``"<DV option> | combine=replace | pick=auroc"`` as separate cells."""
+    return [_md(part) for part in key.split(" | ")]
+
+
 def _row_cells(r: dict) -> list[str]:
     return [
         f"{r['spearman_dv']:.3f} ({r['spearman_unc']:.3f})",
@@ -414,7 +424,7 @@ def _row_cells(r: dict) -> list[str]:
 _HEAD = (
     "| {first} | Spearman(d, v) (uncertainty) | top-k mean v, k/N <= 0.5: DV (uncertainty) "
     "| CTD AUROC gain (pts) | CTD accuracy gain (pts) | CTD rate | never below probe | "
-    "DV ranking above unc. |\n|---|---|---|---|---|---|---|---|\n"
+    "DV ranking above unc. |\n|{rule}---|---|---|---|---|---|---|\n"
 )
 
 
@@ -496,17 +506,17 @@ def write_markdown(results: dict, path: Path) -> None:
             f"{_pm(any_row['unc_gain_auroc'], any_row['unc_gain_auroc_se'])}, accuracy "
             f"{_pm(any_row['unc_gain_accuracy'], any_row['unc_gain_accuracy_se'])}.\n\n"
         )
-        md.append(_HEAD.format(first="DV option"))
+        md.append(_HEAD.format(first="DV option", rule="---|"))
         for opt, r in res["options"].items():
-            md.append(f"| {opt} | " + " | ".join(_row_cells(r)) + " |\n")
+            md.append(f"| {_md(opt)} | " + " | ".join(_row_cells(r)) + " |\n")
     md.append("\n## 2. Cascade settings: combine rule x final pick (raw expert scores)\n")
     for name, res in pools.items():
         if not res["cascade"]:
             continue
         md.append(f"\n### {name}\n\n")
-        md.append(_HEAD.format(first="DV probe, combine, final pick"))
+        md.append(_HEAD.format(first="DV probe | combine | final pick", rule="---|---|---|"))
         for key, r in res["cascade"].items():
-            md.append(f"| {key} | " + " | ".join(_row_cells(r)) + " |\n")
+            md.append("| " + " | ".join(_key_cells(key) + _row_cells(r)) + " |\n")
     md.append("\n## 3. Expert-score recalibration (Platt = sigmoid, isotonic)\n")
     for name, res in pools.items():
         if not res["expert"]:
@@ -519,15 +529,16 @@ def write_markdown(results: dict, path: Path) -> None:
                 f"{raw['mean_v']:+.4f}, share v > 0 {raw['share_v_positive']:.3f}.\n\n"
             )
         md.append(
-            "| DV probe, expert scores, combine | expert accuracy (pool) | mean v | share v > 0 "
-            "| Spearman(d, v) (uncertainty) | top-k mean v: DV (uncertainty) | CTD AUROC gain "
-            "(pts) | CTD accuracy gain (pts) | CTD rate | never below probe | DV ranking above "
-            "unc. |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+            "| DV probe | expert scores | combine | final pick | expert accuracy (pool) | mean v "
+            "| share v > 0 | Spearman(d, v) (uncertainty) | top-k mean v: DV (uncertainty) "
+            "| CTD AUROC gain (pts) | CTD accuracy gain (pts) | CTD rate | never below probe "
+            "| DV ranking above unc. |\n|" + "---|" * 14 + "\n"
         )
         for key, r in res["expert"].items():
             md.append(
-                f"| {key} | {r['expert_accuracy']:.4f} | {r['mean_v']:+.4f} | "
-                f"{r['share_v_positive']:.3f} | " + " | ".join(_row_cells(r)) + " |\n"
+                "| " + " | ".join(_key_cells(key)) + f" | {r['expert_accuracy']:.4f} | "
+                f"{r['mean_v']:+.4f} | {r['share_v_positive']:.3f} | "
+                + " | ".join(_row_cells(r)) + " |\n"
             )
     path.write_text("".join(md), encoding="utf-8")
 
@@ -542,7 +553,7 @@ def main(argv=None) -> int:
     parser.add_argument("--inner-folds", type=int, nargs="+", default=[5])
     parser.add_argument("--n-splits", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="skip the boosting option")
-    parser.add_argument("--sections", nargs="+", default=["options", "cascade", "expert"],
+    parser.add_argument("--sections", nargs="*", default=["options", "cascade", "expert"],
                         choices=("options", "cascade", "expert"),
                         help="what to measure (the main DV options are always measured)")
     parser.add_argument("--markdown-only", action="store_true",

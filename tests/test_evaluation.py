@@ -600,7 +600,8 @@ def test_combine_auto_follows_the_choice_on_the_optimisation_rows():
     rng = np.random.default_rng(11)
     right = rng.uniform(size=800) < 0.7
     e = np.where(right, y, 1 - y).astype(float)
-    dv = oracle_dv(y, p, e) + rng.normal(0, 0.3, 800)
+    # a noisy signal: the choice differs between splits and budgets
+    dv = oracle_dv(y, p, e) + rng.normal(0, 2.0, 800)
     kw = dict(alphas=[0.2, 0.5], batch_sizes=[32], n_repeats=3, random_state=4)
     auto = budget_sweep(y, p, e, dv, combine="auto", **kw)
     rep = budget_sweep(y, p, e, dv, combine="replace", **kw)
@@ -616,6 +617,7 @@ def test_combine_auto_follows_the_choice_on_the_optimisation_rows():
                 src.split_values("ctd", "auroc")[j, r])
             assert auto.split_values("dv_topk", "auroc", 32)[j, r] == pytest.approx(
                 src.split_values("dv_topk", "auroc", 32)[j, r])
-    assert auto.averaged["ctd"].any()  # this 0/1 expert gets averaged somewhere
+    # both rules are chosen somewhere, so both branches are checked above
+    assert auto.averaged["ctd"].any() and not auto.averaged["ctd"].all()
     with pytest.raises(ValueError, match="combine"):
         budget_sweep(y, p, e, dv, combine="mean")
