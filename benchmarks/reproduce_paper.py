@@ -21,19 +21,37 @@ Stages (each cached, so a rerun costs seconds)
    AUROC); cached under ``<cache>/judge`` and ``<cache>/stages/judge_<split>.npy``.
    This is the paper's weak-expert setting: the expert is the very model the probe
    reads.
-3. **Evaluation**: the safety probe and the delegation-value probes of
-   :mod:`skctd.probes` (the recipes ``skctd run`` and the cascade use), then
-   :func:`skctd.evaluation.evaluate_scores` on the cached scores and
-   :func:`skctd.report.write_report` (``--which`` selects the runs); reports go to
-   ``--out`` (default ``benchmarks/results``). The fitted models' scores are cached
-   as ``<cache>/stages/*_<recipe>.npz``, keyed by the recipes, so a change of recipe
-   refits them.
+3. **Evaluation**, in two modes, each written to its own folder under ``--out``:
+
+   - ``paper/`` (**paper mode**): the paper's algorithm -- the DV probe is a ridge
+     regression on the activations alone (``make_dv_probe("ridge")``), raw expert
+     scores, a delegated row takes the expert's score (``combine="replace"``), no
+     certified risk besides the budget;
+   - ``skctd/`` (**skctd defaults**): what :class:`skctd.CalibratedDelegationCascade`
+     does by default -- its default DV probe, DV features (activations + the probe's
+     logit and uncertainty), expert-score recalibration and combine rule, read from
+     the cascade's default parameters -- plus the certified no-harm constraint
+     ``harm <= 0`` (the cascade is not less accurate than the probe alone), passed
+     to the protocol when :func:`skctd.evaluation.evaluate_scores` accepts
+     ``constraints=``.
+
+   Both use the safety probe of :mod:`skctd.probes` and the many-split protocol of
+   :func:`skctd.evaluation.evaluate_scores`: every budget curve, ranking curve and
+   claim is a mean over ``--n-repeats`` random calibration/evaluation splits (the
+   top-k stream shuffled each time) with its standard error; the guarantee checks
+   draw ``--n-splits`` splits. ``README.md`` and ``summary.json`` (machine-readable,
+   both modes) collect the runs, the issue-16 targets and the claims; a
+   hand-written ``README_notes.md`` next to them, if present, is inserted under the
+   targets table. The fitted models' scores are cached as
+   ``<cache>/stages/*_<recipe>.npz``, keyed by the recipes, so a change of recipe
+   (or of the cascade's defaults) refits them; existing stage files are never
+   overwritten (except with ``--refit``).
 
 Usage::
 
     python benchmarks/reproduce_paper.py                 # everything
     python benchmarks/reproduce_paper.py --stages-only   # only the cached stages 1-2
-    python benchmarks/reproduce_paper.py --which xstest
+    python benchmarks/reproduce_paper.py --which xstest --n-repeats 5   # a quick look
 
 ``--cache-dir`` defaults to the package cache folder,
 :func:`skctd.cli.default_cache_dir` (``$SKCTD_CACHE``, else
@@ -1148,7 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refit", action="store_true", help="refit the probes even if cached")
     parser.add_argument("--n-splits", type=int, default=500, help="random splits of the guarantee check")
     parser.add_argument(
-        "--n-repeats", type=int, default=20,
+        "--n-repeats", type=int, default=50,
         help="random calibration/evaluation splits of the budget sweep, the ranking curves and the claims",
     )
     args = parser.parse_args(argv)
