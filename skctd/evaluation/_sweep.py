@@ -312,6 +312,8 @@ def budget_sweep(
     shuffle: bool = True,
     combine: str = "replace",
     random_state: Any = 0,
+    constraints: Any = None,
+    cost: Any = None,
 ) -> SweepResult:
     """Cascade performance against the delegation budget for every method.
 
@@ -383,6 +385,11 @@ def budget_sweep(
     random_state : int, RandomState instance or None, default=0
         Controls the splits and the shuffles; the default makes the sweep
         deterministic.
+    constraints : mapping or list of Risk, optional
+        Extra risks certified with the budget by the calibrated methods (e.g.
+        ``{"harm": 0.0}``); see :func:`skctd.calibrate_threshold`.
+    cost : array-like of shape (n,), optional
+        Per-row costs of the pool, for ``"cost"`` / ``"cost_share"`` constraints.
 
     Returns
     -------
@@ -433,6 +440,9 @@ def budget_sweep(
         delta=delta,
         n_thresholds=n_thresholds,
         performance_risk=performance_risk,
+        constraints=constraints,
+        cost=cost,
+        random_state=rng,  # drawn from only for betting p-values
     )
     fixed = ("replace", "average") if combine == "auto" else (combine,)
 
