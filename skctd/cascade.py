@@ -818,7 +818,8 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
 
     def _expert_scores_for(self, X, idx, expert_scores):
         """Raw expert scores of the rows ``idx`` (NaN where the call failed; the
-        callers let the probe score stand in). Warns when every call failed."""
+        callers let the probe score stand in for those). Warns when every call
+        failed."""
         errors = []
         if expert_scores is not None:
             e = expert_scores[idx].copy()
