@@ -47,6 +47,9 @@ _PUBLIC = {
     # estimators
     "CalibratedDelegationCascade": "cascade",
     "ActivationTransformer": "llm",
+    # deployment monitoring
+    "DelegationMonitor": "monitor",
+    "MonitorAlarm": "monitor",
     # evaluation reports
     "evaluate_cascade": "evaluation",
     "CascadeEvaluation": "evaluation",

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from skctd.cli._demo import run_demo
+from skctd.cli._monitor import add_monitor_parser, run_monitor
 from skctd.cli._run import DEMO_LAYER, DEMO_MODEL, JobConfig, default_cache_dir, run_job
 
 __all__ = ["build_parser", "main"]
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     parser : argparse.ArgumentParser
-        With the sub-commands ``run`` and ``demo``.
+        With the sub-commands ``run``, ``demo`` and ``monitor``.
     """
     parser = argparse.ArgumentParser(
         prog="skctd",
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--layer", type=int, default=DEMO_LAYER)
     demo.add_argument("--max-length", type=int, default=256)
     _add_common(demo)
+    add_monitor_parser(sub)
     return parser
 
 
@@ -104,12 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     status : int
-        0 on success, 2 on bad input (the error is printed on stderr).
+        0 on success, 2 on bad input (the error is printed on stderr); ``skctd
+        monitor --fail-on-alarm`` returns 1 when an alarm was raised.
     """
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "monitor":
+            return run_monitor(args)
         cfg = JobConfig(
             train=args.train, dev=args.dev, test=args.test, out=args.out,
             model=args.model, layer=args.layer, expert=args.expert,
