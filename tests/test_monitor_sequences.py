@@ -15,7 +15,11 @@ import pickle
 import numpy as np
 import pytest
 
-from skctd.monitor import ConfidenceSequence, reference_confidence_sequence
+from skctd.monitor import (
+    ConfidenceSequence,
+    reference_confidence_sequence,
+    stitching_boundary,
+)
 from skctd.monitor._sequences import ew_filter
 
 KEYS = ("lower", "lower_running", "upper", "estimate", "recent")
@@ -40,26 +44,43 @@ def test_matches_the_loop_reference_for_any_batching(limit):
     np.testing.assert_array_equal(got["row"], np.arange(1, 3001))
 
 
+def test_stitching_boundary_published_values():
+    # the values pinned by the tests of confseq, Howard et al.'s implementation
+    assert stitching_boundary(100, 0.05, v_min=10, scale=3) == pytest.approx(
+        64.48755, abs=1e-5
+    )
+    assert stitching_boundary(100, 0.05, v_min=10, scale=-1) == pytest.approx(
+        28.99389, abs=1e-5
+    )
+    # below v_min the boundary is flat; it grows like sqrt(v log log v)
+    b = stitching_boundary([1.0, 10.0, 1e3, 1e5], 0.05)
+    assert b[0] == b[1] and 1e3 / b[2] < 1e5 / b[3]
+
+
 def test_known_values_by_hand():
-    # two rows, no limit: lambda_1 = min(sqrt(2 log 20 / (1/4 * 1 * log 2)), 1/2) = 1/2
+    # two rows of 1: xhat_0 = 1/2, xhat_1 = 3/4, V_2 = 1/4 + 1/16 < 10 -> v = 10
     cs = ConfidenceSequence(0.05)
     out = cs.update([1.0, 1.0])
-    lam1 = 0.5
-    pen1 = (1 - 0.5) ** 2 * (-math.log(1 - lam1) - lam1)
-    mu1, s2_1 = 1.5 / 2, (0.25 + (1 - 0.75) ** 2) / 2
-    lam2 = min(math.sqrt(2 * math.log(20) / (s2_1 * 2 * math.log(3))), 0.5)
-    pen2 = (1 - mu1) ** 2 * (-math.log(1 - lam2) - lam2)
-    centre = (lam1 + lam2) / (lam1 + lam2)
-    margin = (math.log(20) + pen1 + pen2) / (lam1 + lam2)
-    assert out.lower[1] == pytest.approx(max(centre - margin, 0.0), abs=1e-15)
-    assert lam2 == 0.5 and out.lower[1] == 0.0 and out.upper[1] == 1.0
-    # a long stream of ones: the bets sit at the truncation 1/2 (the variance
-    # estimate is small) and the penalty is tiny, so the bound is close to
-    # 1 - log(20) / (400 / 2) = 0.98502
-    cs = ConfidenceSequence(0.05)
-    lower = cs.update(np.ones(400)).lower[-1]
-    assert 0.98 < lower < 1 - math.log(20) / 200
-    assert lower == pytest.approx(0.9846248, abs=1e-7)
+    k1 = (2**0.25 + 2**-0.25) / math.sqrt(2)
+    k2 = (math.sqrt(2) + 1) / 2
+    ell = 1.4 * math.log(math.log(2.0)) + math.log(
+        3.1055472779775 / math.log(2) ** 1.4 / 0.05
+    )
+    b = math.sqrt(k1**2 * 10 * ell + (k2 * ell) ** 2) + k2 * ell
+    assert out.upper[1] == 1.0 and out.lower_running[1] == max(1 - b / 2, 0.0) == 0.0
+    # 10,000 rows at exactly 0.2 (alternating pattern): V_t ~ 0.16 t, width ~ B / t
+    x = np.tile([1.0, 0, 0, 0, 0], 2000)
+    out = ConfidenceSequence(0.05).update(x)
+    v = float(
+        np.sum((x - (0.5 + np.r_[0, np.cumsum(x)[:-1]]) / np.arange(1, 10001)) ** 2)
+    )
+    ell = 1.4 * math.log(math.log(2 * v / 10)) + math.log(
+        3.1055472779775 / math.log(2) ** 1.4 / 0.05
+    )
+    b = math.sqrt(k1**2 * v * ell + (k2 * ell) ** 2) + k2 * ell
+    assert out.upper[-1] == pytest.approx(0.2 + b / 10_000, abs=1e-12)
+    assert b == pytest.approx(float(stitching_boundary(v, 0.05)), rel=1e-12)
+    assert out.upper[-1] - 0.2 == pytest.approx(0.0162, abs=5e-4)
 
 
 def _exact_expectations(values, probs, length, *, m, limit, window):
@@ -91,15 +112,16 @@ def test_e_process_is_a_supermartingale_exactly(values, probs, limit):
     assert expect.min() < 0.999
 
 
-def test_e_value_and_lower_bound_agree():
+def test_e_value_and_the_reactive_bound_agree():
     rng = np.random.default_rng(3)
     cs = ConfidenceSequence(0.05, limit=0.2, window=50)
-    cs.update((rng.random(2000) < 0.35).astype(float))
-    assert cs.lower_ > 0.2 and cs.e_value() >= 20
-    quiet = ConfidenceSequence(0.05, limit=0.2)
-    quiet.update((rng.random(2000) < 0.1).astype(float))
-    assert quiet.e_value() < 1 and quiet.e_value(0.05) > 20  # rate 0.1 > 0.05
-    with pytest.raises(ValueError, match="Give m"):
+    cs.update((rng.random(3000) < 0.1).astype(float))
+    assert cs.e_value() < 1  # no evidence: the bets stay at 0 or lose a little
+    cs.update((rng.random(600) < 0.4).astype(float))
+    # the reactive bound crossed the limit, the running one has not
+    assert cs.lower_running_ < 0.2 < cs.lower_ and cs.e_value() > 2 / 0.05
+    assert cs.e_value(0.39) < cs.e_value(0.2)
+    with pytest.raises(ValueError, match="limit"):
         ConfidenceSequence(0.05).e_value()
 
 
@@ -163,7 +185,8 @@ def test_detects_a_rise_within_a_few_windows():
     delays = np.asarray(delays)
     assert (delays > 0).all()  # no alarm before the rise
     assert np.median(delays) < 700 and np.percentile(delays, 90) < 1000
-    # without the reactive bets (no limit) the running bound is far slower
+    # without the reactive bets (no limit) the running bound is far slower: it
+    # waits for the average since the start to exceed the limit
     cs = ConfidenceSequence(0.05)
     out = np.concatenate(
         [
@@ -171,7 +194,8 @@ def test_detects_a_rise_within_a_few_windows():
             cs.update((rng.random(5000) < 0.30).astype(float)).lower,
         ]
     )
-    assert not (out > 0.2).any()
+    hit = np.flatnonzero(out > 0.2)
+    assert hit.size == 0 or hit[0] - 5000 > 3 * np.percentile(delays, 90)
 
 
 def test_constant_memory():

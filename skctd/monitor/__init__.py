@@ -21,7 +21,7 @@ from skctd.monitor._alarms import MonitorAlarm, PrometheusCollector
 from skctd.monitor._martingales import ConformalTestMartingale
 from skctd.monitor._monitor import MONITORED_RISKS, DelegationMonitor
 from skctd.monitor._reference import reference_confidence_sequence
-from skctd.monitor._sequences import ConfidenceSequence
+from skctd.monitor._sequences import ConfidenceSequence, stitching_boundary
 
 __all__ = [
     "MONITORED_RISKS",
@@ -31,4 +31,5 @@ __all__ = [
     "MonitorAlarm",
     "PrometheusCollector",
     "reference_confidence_sequence",
+    "stitching_boundary",
 ]

@@ -99,6 +99,8 @@ class _Trace:
         self.columns: dict[str, np.ndarray] = {}
 
     def add(self, step: np.ndarray, **columns: np.ndarray) -> None:
+        if self.size == 0:
+            return
         keep = step % self.stride == 0
         if not keep.any():
             return
@@ -409,12 +411,6 @@ class DelegationMonitor:
         if cal is not None and getattr(cal, "constraints", None):
             levels = getattr(cal, "levels", {}) or {}
             constraints = {c: levels.get(c) for c in cal.constraints if c != "budget"}
-        else:
-            params = (
-                cascade.get_params(deep=False) if hasattr(cascade, "get_params") else {}
-            )
-            if isinstance(params.get("constraints"), Mapping):
-                constraints = dict(params["constraints"])
         self.unmonitored_constraints_ = []
         for name, value in constraints.items():
             if name in MONITORED_RISKS and value is not None:
@@ -618,6 +614,7 @@ class DelegationMonitor:
             self._remember(routing, delegated, ids)
         self.n_rows_ += n
         self._counters["delegated"] += int(delegated.sum())
+        new.sort(key=lambda a: a.row)  # the order they crossed in
         for alarm in new:
             self.alarms_.append(alarm)
             dispatch(alarm, self._callbacks, self._counters)
@@ -756,12 +753,13 @@ class DelegationMonitor:
             else ("labelled unsafe rows" if name == "miss" else "labels")
         )
         limit_name = "budget alpha" if name == "budget" else f"{name} limit"
+        where = "" if name in _STREAM else f" (stream row {row:,})"
         message = (
             f"[{name}] the anytime-valid lower bound of the {what} ({lower:.4g}) "
-            f"crossed the {limit_name} {tracked.limit:g} after {out.row[i]:,} {unit} "
-            f"(stream row {row:,}). Recent value {recent:.4g}; since the start "
-            f"{est:.4g}, interval [{lo_run:.4g}, {up:.4g}]. Chance of a false alarm "
-            f"over the whole stream <= {self.level_:g}."
+            f"crossed the {limit_name} {tracked.limit:g} after {out.row[i]:,} {unit}"
+            f"{where}. Recent value {recent:.4g}; since the start {est:.4g}, "
+            f"interval [{lo_run:.4g}, {up:.4g}]. Chance of a false alarm over the "
+            f"whole stream <= {self.level_:g}."
         )
         kind = "stream" if name in _STREAM else "labelled"
         return MonitorAlarm(

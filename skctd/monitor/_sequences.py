@@ -1,38 +1,43 @@
 """Anytime-valid confidence sequences for a bounded mean, in pure numpy.
 
-:class:`ConfidenceSequence` is the predictable-plug-in empirical-Bernstein
-confidence sequence of Waudby-Smith & Ramdas (2023, Theorem 2), built on the
-supermartingale of Howard et al. (2021): for observations ``x_i`` in [0, 1] with
-conditional means ``mu_i``, any predictable bets ``lambda_i`` in [0, 1) and any
-predictable centres ``c_i`` in [0, 1],
+:class:`ConfidenceSequence` combines two confidence sequences for observations
+``x_i`` in [0, 1] with conditional means ``mu_i`` (given the past):
 
-    M_t(m) = prod_i exp( lambda_i (x_i - m) - (x_i - c_i)^2 psi(lambda_i) ),
-    psi(l) = -log(1 - l) - l,
+- the **running** bound of Howard, Ramdas, McAuliffe & Sekhon (2021): by their
+  Theorem 4 (empirical Bernstein), ``S_t = sum_i (x_i - mu_i)`` is
+  sub-exponential with variance process ``V_t = sum_i (x_i - xhat_{i-1})^2`` for
+  any predictable ``xhat`` in [0, 1] and scale ``c = 1``, so with their
+  polynomial stitching boundary (eq. 10, :func:`stitching_boundary`)
 
-is a nonnegative supermartingale with ``M_0 = 1`` whenever every ``mu_i <= m``
-(Fan et al., 2015, eq. 4.11: ``exp(l y - psi(l) y^2) <= 1 + l y`` for ``y >= -1``).
-By Ville's inequality ``P(exists t: M_t(m) >= 1/a) <= a``, so
+      P( exists t: |sum x_i / t - mean_t(mu)| > B_a(V_t) / t ) <= 2a ,
 
-    L_t = (sum l_i x_i - log(1/a) - sum (x_i - c_i)^2 psi(l_i)) / sum l_i
+  a band around the running mean that holds at every ``t`` at once and shrinks
+  like ``sqrt(V_t log log V_t) / t``;
+- a **reactive** lower bound, present when a ``limit`` is monitored: the
+  predictable-plug-in empirical-Bernstein supermartingale of Waudby-Smith &
+  Ramdas (2023, Theorem 2),
 
-is a lower confidence bound that is valid at every ``t`` at once: checking it
-after every row does not inflate the error. Everything is a running sum, so an
-update costs O(1) per row and the state is a dozen floats, whatever the length of
-the stream; a batch is processed with cumulative sums (no Python loop per row).
+      M_t(m) = prod_i exp( l_i (x_i - m) - (x_i - e_{i-1})^2 psi(l_i) ),
+      psi(l) = -log(1 - l) - l ,
 
-Two bet sequences are combined (each at half the level, a union bound):
+  which is a nonnegative supermartingale with ``M_0 = 1`` whenever every
+  ``mu_i <= m``, for any predictable bets ``l_i`` in [0, 1) and centres
+  ``e_{i-1}`` in [0, 1] (Fan, Grama & Liu, 2015: ``exp(l y - psi(l) y^2) <= 1 +
+  l y`` for ``y >= -1``). Its bets are placed only while an exponentially
+  weighted (EW) mean ``e`` of the last ~``window`` rows is above the limit, with
+  the growth-optimal size ``l = D / (D + s^2)`` (``D`` = EW mean - limit, ``s^2``
+  its EW squared deviation). By Ville's inequality the bound
+  ``(sum l_i x_i - log(1/a) - sum (x_i - e_{i-1})^2 psi(l_i)) / sum l_i`` is
+  below the largest ``mu_i`` at every ``t`` with probability ``>= 1 - a``. A
+  rise of the mean after a long quiet period is then detected within a few
+  ``window``-s of rows, instead of when the running mean has caught up.
 
-- *running* bets (WSR's ``lambda_i = sqrt(2 log(1/a) / (s^2_{i-1} i log(1+i)))``):
-  the interval around the running mean, shrinking like ``sqrt(log log t / t)``;
-- *reactive* bets, present when a ``limit`` is monitored: they bet only while an
-  exponentially weighted (EW) mean of the last ~``window`` rows is above the
-  limit, with the growth-optimal size ``lambda = D / (D + s^2)`` of the
-  empirical-Bernstein supermartingale (``D`` = EW mean - limit). A rise of the
-  mean after a long quiet period is then detected within a few ``window``-s of
-  rows instead of after the running mean has caught up.
-
-The alarm ``L_t > limit`` has probability at most ``level`` over the whole stream
-when every row's mean is at most ``limit``.
+With a limit, the lower bound is the larger of the two, each at half the level
+(a union bound): the alarm ``lower > limit`` has probability at most ``level``
+over the whole stream when every row's mean is at most ``limit``. Everything is
+a running sum: an update costs O(1) per row, the state is a few floats whatever
+the length of the stream, and a batch is processed with cumulative sums (no
+Python loop per row).
 """
 
 from __future__ import annotations
@@ -46,12 +51,82 @@ from sklearn.utils import Bunch
 
 from skctd.utils import check_fraction, check_positive_int
 
-__all__ = ["ConfidenceSequence", "ew_filter"]
+__all__ = ["ConfidenceSequence", "ew_filter", "stitching_boundary"]
 
 # Largest exponent used when an EW filter is evaluated with cumulative sums.
 _MAX_EXPONENT = 40.0
 # Batches up to this size are updated row by row on Python floats.
 _FEW = 16
+# The stitching boundary's parameters (Howard et al. 2021, eq. 10): the smallest
+# intrinsic time it is tuned for, the spacing of its epochs and the exponent that
+# spreads the error over them (their defaults), and the sub-exponential scale of a
+# [0, 1] observation minus a predictable value in [0, 1].
+_V_MIN, _ETA, _S, _SCALE = 10.0, 2.0, 1.4, 1.0
+_K1 = (_ETA**0.25 + _ETA**-0.25) / math.sqrt(2.0)
+_K2 = (math.sqrt(_ETA) + 1.0) / 2.0
+
+
+def stitching_boundary(
+    v: Any,
+    level: float,
+    *,
+    v_min: float = _V_MIN,
+    scale: float = _SCALE,
+    s: float = _S,
+    eta: float = _ETA,
+) -> np.ndarray:
+    """The polynomial stitching boundary of Howard et al. (2021, eq. 10).
+
+    For a process ``S_t`` that is sub-gamma (or sub-exponential) with variance
+    process ``V_t`` and scale ``c``, ``P(exists t: S_t >= B(max(V_t, v_min))) <=
+    level`` where
+
+        B(v) = sqrt(k1^2 v l(v) + (k2 c l(v))^2) + k2 c l(v),
+        l(v) = s log log(eta v / v_min) + log(zeta(s) / (level log(eta)^s)),
+        k1 = (eta^(1/4) + eta^(-1/4)) / sqrt(2),  k2 = (sqrt(eta) + 1) / 2.
+
+    Parameters
+    ----------
+    v : float or array-like
+        Intrinsic time (the variance process); values below ``v_min`` count as
+        ``v_min``.
+    level : float in (0, 1)
+        Crossing probability.
+    v_min : float, default=10
+        Intrinsic time from which the boundary is tight.
+    scale : float, default=1
+        Sub-exponential scale ``c`` (1 for a [0, 1] observation minus a
+        predictable value in [0, 1]).
+    s : float > 1, default=1.4
+    eta : float > 1, default=2
+        How the error is spread over the epochs and their geometric spacing.
+
+    Returns
+    -------
+    boundary : ndarray
+
+    Examples
+    --------
+    The values of the reference implementation's tests (confseq):
+
+    >>> from skctd.monitor import stitching_boundary
+    >>> round(float(stitching_boundary(100, 0.05, v_min=10, scale=3)), 5)
+    64.48755
+    >>> round(float(stitching_boundary(100, 0.05, v_min=10, scale=-1)), 5)
+    28.99389
+    """
+    from scipy.special import zeta
+
+    v = np.maximum(np.asarray(v, dtype=float), v_min)
+    k1 = (eta**0.25 + eta**-0.25) / math.sqrt(2.0)
+    k2 = (math.sqrt(eta) + 1.0) / 2.0
+    ell = (
+        s * np.log(np.log(eta * v / v_min))
+        + math.log(float(zeta(s)) / math.log(eta) ** s)
+        + math.log(1.0 / level)
+    )
+    term = k2 * scale * ell
+    return np.sqrt(k1 * k1 * v * ell + term * term) + term
 
 
 def ew_filter(u: np.ndarray, decay: float, init: np.ndarray | float) -> np.ndarray:
@@ -134,16 +209,19 @@ def _psi(lam: np.ndarray) -> np.ndarray:
 class ConfidenceSequence:
     """Anytime-valid confidence sequence for the mean of a stream in [0, 1].
 
-    A predictable-plug-in empirical-Bernstein confidence sequence (Waudby-Smith &
-    Ramdas, 2023), with optional *reactive* bets that detect quickly when the mean
-    rises above a ``limit`` (see the module description). Each bound is valid
-    simultaneously over all times: ``P(exists t: lower_t > mean) <= level`` and
-    ``P(exists t: upper_t < mean) <= level``, so it may be checked after every row.
-    When the rows' means vary (drift), ``lower_t`` is below the largest of them
-    and ``upper_t`` above the smallest, with the same probability.
+    The running empirical-Bernstein bound of Howard et al. (2021) around the
+    running mean, plus, when a ``limit`` is monitored, the reactive
+    predictable-plug-in bound of Waudby-Smith & Ramdas (2023) that detects
+    quickly when the mean rises above it (see the module description). Each
+    bound is valid simultaneously over all times, so it may be checked after
+    every row: ``P(exists t: lower_t > mean) <= level`` and
+    ``P(exists t: upper_t < mean) <= level``, where *mean* is the average of the
+    rows' conditional means so far; ``lower_`` is moreover below the largest of
+    them. Under drift the reactive bound follows the recent rows while the band
+    ``[lower_running_, upper_]`` describes the average since the start.
 
-    The state is a few running sums: an update costs O(1) per row and the memory
-    does not grow with the stream.
+    The state is a few running sums: an update costs O(1) per row and the
+    memory does not grow with the stream.
 
     Parameters
     ----------
@@ -151,12 +229,12 @@ class ConfidenceSequence:
         Error probability of each bound, over the whole stream.
     limit : float in (0, 1), optional
         The value the mean must not exceed (e.g. the delegation budget).
-        When given, the lower bound also uses reactive bets and ``alarm_row``
+        When given, the lower bound also uses reactive bets and ``alarm_row_``
         records the first row at which ``lower > limit``.
-    window : int, default=500
+    window : int, default=250
         Effective number of recent rows of the reactive bets' EW estimates.
     truncation : float in (0, 1), default=0.5
-        Largest bet (WSR's ``c``); smaller is more robust, larger more aggressive.
+        Largest reactive bet (WSR's ``c``).
 
     Attributes
     ----------
@@ -168,19 +246,24 @@ class ConfidenceSequence:
         EW mean of the last ~``window`` rows.
     lower_ : float
         Current lower bound: the larger of the running and reactive bounds
-        (0 before any row). It bounds the *largest* recent mean, so after a
-        rise it may exceed ``upper_``, which bounds the average since the start.
+        (0 before any row). After a rise it may exceed ``upper_``, which
+        bounds the average since the start.
     lower_running_, upper_ : float
-        Current interval around the running mean (0 and 1 before any row).
+        Current band around the running mean (0 and 1 before any row).
     alarm_row_ : int or None
         1-based row at which ``lower > limit`` first held (None if never).
 
+    See Also
+    --------
+    stitching_boundary : The running bound's boundary.
+    reference_confidence_sequence : The same computation as a plain loop.
+
     References
     ----------
+    Howard, S. R., Ramdas, A., McAuliffe, J. & Sekhon, J. (2021). Time-uniform,
+    nonparametric, nonasymptotic confidence sequences. Annals of Statistics.
     Waudby-Smith, I. & Ramdas, A. (2023). Estimating means of bounded random
-    variables by betting. JRSS B. Howard, S. R., Ramdas, A., McAuliffe, J. &
-    Sekhon, J. (2021). Time-uniform, nonparametric, nonasymptotic confidence
-    sequences. Annals of Statistics.
+    variables by betting. JRSS B.
 
     Examples
     --------
@@ -189,10 +272,10 @@ class ConfidenceSequence:
     >>> rng = np.random.default_rng(0)
     >>> cs = ConfidenceSequence(level=0.05, limit=0.2)
     >>> out = cs.update(rng.random(5000) < 0.15)    # below the limit: quiet
-    >>> cs.alarm_row_ is None, round(cs.lower_, 3) < 0.15 < round(cs.upper_, 3)
+    >>> cs.alarm_row_ is None, bool(cs.lower_running_ < 0.15 < cs.upper_)
     (True, True)
     >>> out = cs.update(rng.random(3000) < 0.35)    # the rate rises
-    >>> 5000 < cs.alarm_row_ < 6000
+    >>> 5000 < cs.alarm_row_ < 5600
     True
     """
 
@@ -201,7 +284,7 @@ class ConfidenceSequence:
         level: float = 0.05,
         *,
         limit: float | None = None,
-        window: int = 500,
+        window: int = 250,
         truncation: float = 0.5,
     ) -> None:
         self.level = check_fraction(level, "level")
@@ -217,22 +300,21 @@ class ConfidenceSequence:
                 f"{truncation!r}."
             )
         self.truncation = float(truncation)
+        from scipy.special import zeta
+
+        # l(v) = s log log(eta v / v_min) + const(level) of the stitching boundary
+        base = math.log(float(zeta(_S)) / math.log(_ETA) ** _S)
+        self._const_lo = base + self._log_lower
+        self._const_up = base + math.log(1.0 / self.level)
         self.reset()
 
     # ----------------------------------------------------------------- state
     def reset(self) -> None:
         """Forget every row: start a new sequence (and a new test) from here."""
         self.n_ = 0
-        # running mean / variance estimates (one pseudo-observation at 1/2, 1/4)
-        self._sum = 0.0
-        self._sqdev = 0.0
-        self._mean_prev = 0.5
-        self._var_prev = 0.25
-        # running bets: sum of lambda, lambda * x, psi-weighted squared deviations
-        self._lam = 0.0
-        self._lam_x = 0.0
-        self._pen = 0.0
-        # reactive bets
+        self._sum = 0.0  # sum of x
+        self._var = 0.0  # V_t = sum (x - xhat_{t-1})^2, xhat = (1/2 + sum x) / (t + 1)
+        # reactive bets: EW mean and squared deviation, sums of the bound
         self._ew_mean = 0.5 if self.limit is None else self.limit
         self._ew_var = 0.25
         self._rlam = 0.0
@@ -257,38 +339,38 @@ class ConfidenceSequence:
         return self.alarm_row_ is not None
 
     def e_value(self, m: float | None = None) -> float:
-        """The e-process of the null "every row's mean is at most ``m``" now.
+        """The reactive e-process of the null "every row's mean is at most ``m``".
 
-        The average of the running and (with a limit) reactive
-        supermartingales ``M_t(m)`` of the module description: a nonnegative
-        supermartingale with initial value 1 under that null, so
-        ``P(exists t: e_value >= 1 / a) <= a`` for every ``a``. With a limit,
-        ``lower_ > m`` implies ``e_value(m) >= 1 / level``.
+        ``M_t(m)`` of the module description: a nonnegative supermartingale with
+        initial value 1 under that null, so ``P(exists t: e_value >= 1 / a) <=
+        a`` for every ``a``. The reactive lower bound exceeds ``m`` exactly when
+        ``e_value(m) > 2 / level``.
 
         Parameters
         ----------
         m : float in [0, 1], optional
-            Default: ``limit`` (required when no limit was set).
+            Default: ``limit``.
 
         Returns
         -------
         e : float
         """
-        if m is None:
-            if self.limit is None:
-                raise ValueError("Give m: this sequence has no limit.")
-            m = self.limit
-        log_run = self._lam_x - m * self._lam - self._pen
         if self.limit is None:
-            return math.exp(min(log_run, 700.0))
-        log_react = self._rlam_x - m * self._rlam - self._rpen
-        return 0.5 * (math.exp(min(log_run, 700.0)) + math.exp(min(log_react, 700.0)))
+            raise ValueError("Only a sequence with a limit has reactive bets.")
+        m = self.limit if m is None else m
+        return math.exp(min(self._rlam_x - m * self._rlam - self._rpen, 700.0))
 
     @property
     def _log_lower(self) -> float:
-        # the lower bound is split between running and reactive bets
+        # the lower bound is split between running and reactive bounds
         split = 2.0 if self.limit is not None else 1.0
         return math.log(split / self.level)
+
+    def _boundary(self, v, const):
+        v = np.maximum(v, _V_MIN)
+        ell = _S * np.log(np.log(_ETA * v / _V_MIN)) + const
+        term = _K2 * _SCALE * ell
+        return np.sqrt(_K1 * _K1 * v * ell + term * term) + term
 
     # ---------------------------------------------------------------- update
     def update(self, x: Any) -> Bunch:
@@ -304,11 +386,11 @@ class ConfidenceSequence:
         bounds : Bunch
             Per row of the batch: ``lower`` (the alarm bound: the larger of the
             running and the reactive lower bounds), ``lower_running`` and
-            ``upper`` (the interval around the running mean), ``estimate``
+            ``upper`` (the band around the running mean), ``estimate``
             (running mean), ``recent`` (EW mean) and ``row`` (1-based position
-            in the stream). ``alarm_row`` is the first row of
-            the batch where ``lower > limit`` held for the first time (None if
-            not in this batch).
+            in the stream). ``alarm_row`` is the row of the batch where
+            ``lower > limit`` held for the first time (None if not in this
+            batch).
         """
         x = _check_unit(x, "x")
         n = x.size
@@ -331,26 +413,15 @@ class ConfidenceSequence:
         rows = self.n_ + np.arange(1, n + 1, dtype=np.int64)
         i = rows.astype(float)
 
-        # running plug-ins mu_i, s2_i (one pseudo-observation), and their lags
+        # running bound: S_t / t -+ B(V_t) / t
         total = self._sum + np.cumsum(x)
-        mean = (0.5 + total) / (i + 1.0)
-        mean_prev = np.concatenate(([self._mean_prev], mean[:-1]))
-        sqdev = self._sqdev + np.cumsum((x - mean) ** 2)
-        var = (0.25 + sqdev) / (i + 1.0)
-        var_prev = np.concatenate(([self._var_prev], var[:-1]))
-
-        log_lo = self._log_lower
-        lam = np.minimum(
-            np.sqrt(2.0 * log_lo / (var_prev * i * np.log1p(i))), self.truncation
-        )
-        pen = (x - mean_prev) ** 2 * _psi(lam)
-        lam_cum = self._lam + np.cumsum(lam)
-        lam_x_cum = self._lam_x + np.cumsum(lam * x)
-        pen_cum = self._pen + np.cumsum(pen)
-        centre = lam_x_cum / lam_cum
-        lower_running = np.clip(centre - (log_lo + pen_cum) / lam_cum, 0.0, 1.0)
+        total_prev = np.concatenate(([self._sum], total[:-1]))
+        xhat_prev = (0.5 + total_prev) / i  # predictable running mean
+        var = self._var + np.cumsum((x - xhat_prev) ** 2)
+        mean = total / i
+        lower_running = np.clip(mean - self._boundary(var, self._const_lo) / i, 0, 1)
+        upper = np.clip(mean + self._boundary(var, self._const_up) / i, 0.0, 1.0)
         lower = lower_running
-        upper = centre + (math.log(1.0 / self.level) + pen_cum) / lam_cum
 
         # reactive bets: EW mean / variance of the recent rows, lagged by one
         decay = 1.0 - 1.0 / self.window
@@ -366,22 +437,16 @@ class ConfidenceSequence:
             rlam_x_cum = self._rlam_x + np.cumsum(rlam * x)
             rpen_cum = self._rpen + np.cumsum(dev2 * _psi(rlam))
             with np.errstate(divide="ignore", invalid="ignore"):
-                rlower = (rlam_x_cum - log_lo - rpen_cum) / rlam_cum
+                rlower = (rlam_x_cum - self._log_lower - rpen_cum) / rlam_cum
             rlower[rlam_cum <= 0.0] = -np.inf
             lower = np.clip(np.maximum(lower, rlower), 0.0, 1.0)
             self._rlam = float(rlam_cum[-1])
             self._rlam_x = float(rlam_x_cum[-1])
             self._rpen = float(rpen_cum[-1])
-        upper = np.clip(upper, 0.0, 1.0)
 
         self.n_ = int(rows[-1])
         self._sum = float(total[-1])
-        self._sqdev = float(sqdev[-1])
-        self._mean_prev = float(mean[-1])
-        self._var_prev = float(var[-1])
-        self._lam = float(lam_cum[-1])
-        self._lam_x = float(lam_x_cum[-1])
-        self._pen = float(pen_cum[-1])
+        self._var = float(var[-1])
         self._ew_mean = float(ew_mean[-1])
         self._ew_var = float(ew_var[-1])
         self.lower_ = float(lower[-1])
@@ -391,7 +456,7 @@ class ConfidenceSequence:
             lower=lower,
             lower_running=lower_running,
             upper=upper,
-            estimate=total / i,
+            estimate=mean,
             recent=ew_mean,
             row=rows,
         )
@@ -399,21 +464,24 @@ class ConfidenceSequence:
     def _update_few(self, x: np.ndarray) -> Bunch:
         """The same update, row by row on Python floats (for a few rows)."""
         n = x.size
-        log_lo, log_up = self._log_lower, math.log(1.0 / self.level)
+        log_lo = self._log_lower
         c, limit = self.truncation, self.limit
         w = 1.0 / self.window
+        k1sq, k2 = _K1 * _K1, _K2 * _SCALE
         out = np.empty((6, n))
         for j, xt in enumerate(x.tolist()):
             t = self.n_ + 1
-            lam = min(math.sqrt(2.0 * log_lo / (self._var_prev * t * math.log1p(t))), c)
-            self._lam += lam
-            self._lam_x += lam * xt
-            self._pen += (xt - self._mean_prev) ** 2 * (-math.log1p(-lam) - lam)
-            centre = self._lam_x / self._lam
-            lower_running = min(
-                max(centre - (log_lo + self._pen) / self._lam, 0.0), 1.0
-            )
-            upper = min(max(centre + (log_up + self._pen) / self._lam, 0.0), 1.0)
+            xhat = (0.5 + self._sum) / t
+            self._sum += xt
+            self._var += (xt - xhat) ** 2
+            v = max(self._var, _V_MIN)
+            loglog = _S * math.log(math.log(_ETA * v / _V_MIN))
+            ell_lo, ell_up = loglog + self._const_lo, loglog + self._const_up
+            b_lo = math.sqrt(k1sq * v * ell_lo + (k2 * ell_lo) ** 2) + k2 * ell_lo
+            b_up = math.sqrt(k1sq * v * ell_up + (k2 * ell_up) ** 2) + k2 * ell_up
+            mean = self._sum / t
+            lower_running = min(max(mean - b_lo / t, 0.0), 1.0)
+            upper = min(max(mean + b_up / t, 0.0), 1.0)
             lower = lower_running
             dev2 = (xt - self._ew_mean) ** 2
             if limit is not None:
@@ -425,20 +493,14 @@ class ConfidenceSequence:
                 if self._rlam > 0.0:
                     reactive = (self._rlam_x - log_lo - self._rpen) / self._rlam
                     lower = min(max(lower, reactive), 1.0)
-            self._sum += xt
-            mean = (0.5 + self._sum) / (t + 1.0)
-            self._sqdev += (xt - mean) ** 2
-            self._mean_prev, self._var_prev = mean, (0.25 + self._sqdev) / (t + 1.0)
             self._ew_mean = (1.0 - w) * self._ew_mean + w * xt
             self._ew_var = (1.0 - w) * self._ew_var + w * dev2
             self.n_ = t
-            out[:, j] = (lower, lower_running, upper, self._sum / t, self._ew_mean, t)
+            out[:, j] = (lower, lower_running, upper, mean, self._ew_mean, t)
         if n:
-            self.lower_, self.lower_running_, self.upper_ = (
-                float(out[0, -1]),
-                float(out[1, -1]),
-                float(out[2, -1]),
-            )
+            self.lower_ = float(out[0, -1])
+            self.lower_running_ = float(out[1, -1])
+            self.upper_ = float(out[2, -1])
         return Bunch(
             lower=out[0],
             lower_running=out[1],
@@ -452,6 +514,6 @@ class ConfidenceSequence:
         lim = "" if self.limit is None else f", limit={self.limit:g}"
         return (
             f"ConfidenceSequence(level={self.level:g}{lim}, n={self.n_}, "
-            f"estimate={self.estimate_:.4g}, interval=[{self.lower_:.4g}, "
+            f"estimate={self.estimate_:.4g}, interval=[{self.lower_running_:.4g}, "
             f"{self.upper_:.4g}])"
         )
