@@ -14,7 +14,8 @@ inflating false alarms:
 * when labels arrive -- here 300 rows late -- the cascade's error rate.
 
 Half-way through, the traffic changes: a new kind of input on which the
-cascade delegates more and errs more. The monitor raises its alarms, and
+cascade delegates more (44 % of the rows instead of 16 %) and errs more (26 %
+instead of 17 %). The monitor raises its alarms, and
 :class:`~skctd.plotting.MonitorDisplay` shows the running delegation rate with
 its anytime-valid band, the test martingale, and the alarm times.
 """
@@ -34,11 +35,11 @@ from skctd.plotting import MonitorDisplay
 rng = np.random.default_rng(0)
 
 
-def make_rows(n, shift=0.0):
+def make_rows(n, shift=0.0, noise=0.3):
     X = rng.normal(size=(n, 3))
-    X[:, 1:] += shift  # the new traffic: larger interactions
-    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(0, 0.3, n) > 0).astype(int)
-    return X, y
+    X[:, 1:] += shift  # the new traffic: larger interactions...
+    z = X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(0, noise, n)  # ...and noisier labels
+    return X, (z > 0).astype(int)
 
 
 def expert(rows):
@@ -61,13 +62,14 @@ print(cascade.calibration_)
 # The monitor
 # -----------
 # The calibration rows are the reference of the exchangeability test. The budget
-# limit comes from the cascade; we add a limit on the error rate. Each monitor
-# raises a false alarm with probability at most ``level`` over the whole stream.
+# limit comes from the cascade; we add a limit on the error rate (the cascade
+# errs on about 17 % of this traffic). Each monitor raises a false alarm with
+# probability at most ``level`` over the whole stream.
 alarms = []
 monitor = DelegationMonitor(
     cascade,
     level=0.05,
-    limits={"error": 0.15},
+    limits={"error": 0.2},
     callbacks=alarms.append,
     random_state=0,
 ).fit(X_cal)
@@ -80,7 +82,7 @@ print(monitor.limits_)
 # batches of 50 (one row at a time works the same). Each row gets an id; its
 # label arrives 300 rows later.
 X_old, y_old = make_rows(4000)
-X_new, y_new = make_rows(4000, shift=0.8)
+X_new, y_new = make_rows(4000, shift=0.8, noise=1.5)
 X_stream, y_stream = np.vstack([X_old, X_new]), np.r_[y_old, y_new]
 ids = np.arange(len(y_stream))
 delay, batch = 300, 50

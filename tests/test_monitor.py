@@ -369,3 +369,55 @@ def test_bad_calls(cascade):
         monitor.update_labels([0, 7], routing=_routing(np.zeros(2)))
     with pytest.raises(ValueError, match="ids has 2 entries but the batch has 3"):
         monitor.update(_routing(np.zeros(3)), ids=["a", "b"])
+
+
+def _null_population(n=100_000, seed=0):
+    """Routed rows sitting exactly on every null: rate = alpha, harm = 0."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    y = rng.random(n) < 1 / (1 + np.exp(-8 * z))
+    logit = 6 * z + rng.normal(0, 1.5, n)
+    probe = 1 / (1 + np.exp(-logit))
+    signal = -0.5 * np.abs(logit) + rng.normal(0, 0.5, n)
+    delegated = signal > np.sort(signal)[n - n // 5 - 1]  # exactly 20 %
+    probe_pos = probe >= 0.5
+    wrong = probe_pos != y
+    fix = rng.choice(np.flatnonzero(delegated & wrong), 2000, replace=False)
+    brk = rng.choice(np.flatnonzero(delegated & ~wrong), 2000, replace=False)
+    cascade_pos = probe_pos.copy()
+    cascade_pos[np.r_[fix, brk]] ^= True  # the expert fixes as many as it breaks
+    scores = np.where(delegated, np.where(cascade_pos, 0.8, 0.2), probe)
+    return {
+        "y": y,
+        "probe": probe,
+        "signal": signal,
+        "delegated": delegated,
+        "scores": scores,
+        "error": float(np.mean(cascade_pos != y)),
+        "miss": float(np.mean(~cascade_pos[y])),
+    }
+
+
+@pytest.mark.slow
+def test_false_alarms_of_every_monitor(cascade):
+    pop = _null_population()
+    limits = {"budget": 0.2, "error": pop["error"], "miss": pop["miss"], "harm": 0.0}
+    names = ("budget", "exchangeability", "error", "miss", "harm")
+    n_streams, length = 200, 10_000
+    alarms = dict.fromkeys(names, 0)
+    rng = np.random.default_rng(1)
+    for s in range(n_streams):
+        ref = rng.integers(0, pop["y"].size, 1000)
+        idx = rng.integers(0, pop["y"].size, length)
+        monitor = DelegationMonitor(cascade, limits=limits, random_state=s)
+        monitor.fit(signal=pop["signal"][ref], probe_scores=pop["probe"][ref])
+        for start in range(0, length, 1000):
+            rows = idx[start : start + 1000]
+            routing = {k: pop[k][rows] for k in ("delegated", "signal", "scores")}
+            routing["probe_scores"] = pop["probe"][rows]
+            monitor.update(routing)
+            monitor.update_labels(pop["y"][rows].astype(int), routing=routing)
+        for name in {a.monitor for a in monitor.alarms_}:
+            alarms[name] += 1
+    bound = 0.05 + 3 * math.sqrt(0.05 * 0.95 / n_streams)
+    assert max(alarms.values()) / n_streams <= bound, alarms

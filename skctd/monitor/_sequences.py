@@ -395,16 +395,13 @@ class ConfidenceSequence:
         x = _check_unit(x, "x")
         n = x.size
         if n <= _FEW:  # plain floats beat numpy's per-call overhead
-            out = self._update_few(x)
-        else:
-            out = self._update_many(x)
-        alarm_row = None
-        if self.limit is not None and self.alarm_row_ is None and n:
+            return self._update_few(x)
+        out = self._update_many(x)
+        out.alarm_row = None
+        if self.limit is not None and self.alarm_row_ is None:
             above = out.lower > self.limit
             if above.any():
-                alarm_row = int(out.row[above.argmax()])
-                self.alarm_row_ = alarm_row
-        out.alarm_row = alarm_row
+                out.alarm_row = self.alarm_row_ = int(out.row[above.argmax()])
         return out
 
     def _update_many(self, x: np.ndarray) -> Bunch:
@@ -468,8 +465,8 @@ class ConfidenceSequence:
         c, limit = self.truncation, self.limit
         w = 1.0 / self.window
         k1sq, k2 = _K1 * _K1, _K2 * _SCALE
-        out = np.empty((6, n))
-        for j, xt in enumerate(x.tolist()):
+        cols: list[tuple[float, ...]] = []
+        for xt in x.tolist():
             t = self.n_ + 1
             xhat = (0.5 + self._sum) / t
             self._sum += xt
@@ -496,12 +493,18 @@ class ConfidenceSequence:
             self._ew_mean = (1.0 - w) * self._ew_mean + w * xt
             self._ew_var = (1.0 - w) * self._ew_var + w * dev2
             self.n_ = t
-            out[:, j] = (lower, lower_running, upper, mean, self._ew_mean, t)
+            cols.append((lower, lower_running, upper, mean, self._ew_mean, t))
+        alarm_row = None
+        if limit is not None and self.alarm_row_ is None:
+            for col in cols:
+                if col[0] > limit:
+                    alarm_row = self.alarm_row_ = int(col[5])
+                    break
+        out = np.array(cols, dtype=float).T.reshape(6, n)
         if n:
-            self.lower_ = float(out[0, -1])
-            self.lower_running_ = float(out[1, -1])
-            self.upper_ = float(out[2, -1])
+            self.lower_, self.lower_running_, self.upper_ = cols[-1][:3]
         return Bunch(
+            alarm_row=alarm_row,
             lower=out[0],
             lower_running=out[1],
             upper=out[2],

@@ -21,7 +21,8 @@ class MonitorDisplay(Display):
       the recent (exponentially weighted) rate, the alarm's lower bound, the
       budget ``alpha`` as a horizontal line;
     - right: the exchangeability test martingale on a log scale with the alarm
-      threshold ``1 / level``.
+      threshold ``1 / level`` (the axis stops at ``10^4 / level``: the curve
+      leaves the panel above it).
 
     Alarm times are vertical lines on both panels.
 
@@ -119,7 +120,7 @@ class MonitorDisplay(Display):
             color=BLUE,
             alpha=0.2,
             lw=0,
-            label=f"{1 - self.level:.0%} anytime-valid band",
+            label=f"anytime-valid band (level {self.level:g} per side)",
         )
         style = self._style(
             {"color": BLUE, "label": "delegation rate since the start"}, kwargs, "line"
@@ -175,6 +176,12 @@ class MonitorDisplay(Display):
         )
         right.axhline(1.0, color=GREY, lw=0.8)
         right.set_yscale("log")
+        if self.martingale_line_ is not None:
+            # keep the threshold readable: values far above it leave the panel
+            e = self.martingale_line_.get_ydata()
+            top = min(max(float(e.max()), threshold * 10.0), threshold * 1e4)
+            bottom = max(min(float(e.min()), 0.1), 1e-6)
+            right.set_ylim(bottom, top)
         right.set_xlabel("Stream rows")
         right.set_ylabel("E-value (log scale)")
         self.alarm_lines_ = []
