@@ -6,6 +6,7 @@ import copy
 import logging
 import math
 import sys
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +14,12 @@ import pytest
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 
-from skctd import CalibratedDelegationCascade, DelegationMonitor, MonitorAlarm
+from skctd import (
+    CalibratedDelegationCascade,
+    DelegationMonitor,
+    MonitorAlarm,
+    calibrate_threshold,
+)
 
 
 def _truth(X):
@@ -137,6 +143,36 @@ def test_limits_follow_the_cascade_constraints(cascade):
     }
     # error is still tracked, just without an alarm
     assert "error_limit" not in monitor.counters() and "error_n" in monitor.counters()
+
+
+def test_limits_from_a_multi_risk_calibration(cascade):
+    # the record calibrate_threshold writes for constraints (issue 15)
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = rng.integers(0, 2, n)
+    p = np.clip(0.5 + (2 * y - 1) * rng.normal(0.15, 0.3, n), 0, 1)
+    e = np.clip(y + rng.normal(0, 0.2, n), 0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = calibrate_threshold(
+            rng.normal(size=n),
+            y,
+            p,
+            e,
+            alpha=0.3,
+            delta=0.1,
+            random_state=0,
+            constraints={"harm": 0.05, "error": 0.3, "cost": 2.0},
+            cost=rng.uniform(0, 10, n),
+        )
+    constrained = copy.copy(cascade)
+    constrained.calibration_ = result
+    monitor = DelegationMonitor(constrained).fit()
+    assert monitor.limits_ == {"budget": 0.3, "harm": 0.05, "error": 0.3, "cost": 2.0}
+    assert monitor.cost_max_ == pytest.approx(result.cost_scale["cost"][0])
+    assert set(monitor.tracked_) >= {"budget", "cost", "harm", "error"}
+    with pytest.raises(ValueError, match="pass costs"):
+        monitor.update(_routing(np.zeros(3)))
 
 
 def test_delayed_labels_by_id(cascade, data):

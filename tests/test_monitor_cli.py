@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+import skctd
 from skctd import CalibratedDelegationCascade
 from skctd.cli import main
 
@@ -34,8 +35,7 @@ def setup(tmp_path_factory):
         .fit(X[:1000], y[:1000])
         .calibrate(X[1000:2000], y[1000:2000])
     )
-    path = tmp / "cascade.joblib"
-    joblib.dump(cascade, path)
+    path = skctd.save(cascade, tmp / "cascade.joblib")  # with its manifest
 
     def write(name, records):
         p = tmp / name
@@ -166,17 +166,11 @@ def test_errors_exit_2_with_a_message(setup, capsys, tmp_path):
     bad.write_text("not json\n")
     assert main(["monitor", "--cascade", setup["cascade"], "--stream", str(bad)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
-    joblib.dump({"not": "a cascade"}, tmp_path / "x.joblib")
-    assert (
-        main(
-            [
-                "monitor",
-                "--cascade",
-                str(tmp_path / "x.joblib"),
-                "--stream",
-                setup["logged"],
-            ]
-        )
-        == 2
-    )
+    skctd.save(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path / "x.joblib")
+    args = ["monitor", "--stream", setup["logged"], "--cascade"]
+    assert main([*args, str(tmp_path / "x.joblib")]) == 2
     assert "does not hold a fitted" in capsys.readouterr().err
+    # a bare pickle without its manifest is refused (loading one runs code)
+    joblib.dump(LogisticRegression(), tmp_path / "bare.joblib")
+    assert main([*args, str(tmp_path / "bare.joblib")]) == 2
+    assert "no manifest" in capsys.readouterr().err

@@ -49,14 +49,19 @@ def add_monitor_parser(sub: Any) -> argparse.ArgumentParser:
         "monitor",
         help="replay a stream through a DelegationMonitor and print its alarms",
         description=(
-            "Load a fitted cascade (--cascade, e.g. the cascade.joblib written by "
-            "'skctd run'; load only files you trust), replay --stream (JSON Lines: "
+            "Load a fitted cascade (--cascade: the cascade.joblib written by 'skctd "
+            "run' or skctd.save, checked against its manifest before it is "
+            "unpickled; load only files you trust), replay --stream (JSON Lines: "
             "inputs, or logged signal/probe_score) through a DelegationMonitor with "
             "--reference as the calibration data, feed the labels of --labels late "
             "and print every alarm, then a summary."
         ),
     )
-    p.add_argument("--cascade", required=True, help="fitted cascade (joblib file)")
+    p.add_argument(
+        "--cascade",
+        required=True,
+        help="fitted cascade (.joblib with its .json manifest beside it)",
+    )
     p.add_argument("--stream", required=True, help="the traffic to replay (JSONL)")
     p.add_argument(
         "--labels", help="labels that arrive later (JSONL: id, label[, after])"
@@ -113,20 +118,16 @@ def add_monitor_parser(sub: Any) -> argparse.ArgumentParser:
         help="exit with status 1 when any alarm was raised",
     )
     p.add_argument("--seed", type=int, default=0, help="random state of the monitor")
+    p.add_argument(
+        "--debug", action="store_true", help="show the full traceback of any error"
+    )
     return p
 
 
 def _load_cascade(path: str) -> Any:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such file (--cascade).")
-    try:  # the package's loader, when this version of skctd has one
-        from skctd import load
-    except ImportError:
-        import joblib
+    from skctd import load  # checks the manifest and the sha256 before unpickling
 
-        cascade = joblib.load(path)
-    else:
-        cascade = load(path)
+    cascade = load(path)
     if not (hasattr(cascade, "route") and hasattr(cascade, "probe_")):
         raise ValueError(
             f"{path} does not hold a fitted CalibratedDelegationCascade (got "
