@@ -47,13 +47,15 @@ Sections:
     of the 0.15 -> 0.30 change by ``window``, and with the running bets only (no
     limit, no reactive bets), over 40,000-row streams.
 ``speed``
-    :class:`skctd.monitor.ConfidenceSequence` (the rate monitor) updated one row,
-    100 rows and 10,000 rows at a time, next to the package's plain-Python loop
+    :class:`skctd.monitor.ConfidenceSequence` (the rate monitor) updated one row
+    at a time (a Python float, or a one-row array), 100 rows and 10,000 rows at a
+    time, next to the package's plain-Python loop
     over the same bound (:func:`skctd.monitor.reference_confidence_sequence`),
     with the results checked equal; the size of the state after 10^3 and 10^6
     rows; the whole :class:`DelegationMonitor` per batch size.
 
-Timings are wall-clock, best of 3, on whatever else the machine is doing.
+Timings: best of 3, wall-clock and CPU time of the process (one thread), on
+whatever else the machine is doing.
 """
 
 from __future__ import annotations
@@ -470,8 +472,14 @@ def section_speed(args, lines):
     rng = np.random.default_rng(args.seed)
     x = (rng.random(1_000_000) < ALPHA).astype(float)
 
+    x_floats = x[:100_000].tolist()
+
     def feed(batch, n):
         cs = ConfidenceSequence(LEVEL, limit=ALPHA, window=250)
+        if batch == 0:  # one row per call, as a Python float
+            for v in x_floats[:n]:
+                cs.update(v)
+            return
         for s in range(0, n, batch):
             cs.update(x[s : s + batch])
 
@@ -510,10 +518,17 @@ def section_speed(args, lines):
         "| ratio to the loop (CPU) |",
         "|---|---|---|---|",
     ]
-    for batch, n in ((1, 50_000), (100, 500_000), (10_000, 1_000_000)):
+    for batch, n in ((0, 100_000), (1, 100_000), (100, 500_000), (10_000, 1_000_000)):
         wall, cpu = _timed(lambda batch=batch, n=n: feed(batch, n))
+        what = (
+            "1 (a float)"
+            if batch == 0
+            else "1 (a 1-row array)"
+            if batch == 1
+            else f"{batch:,}"
+        )
         lines.append(
-            f"| {batch:,} | {n / cpu:,.0f} | {n / wall:,.0f} | "
+            f"| {what} | {n / cpu:,.0f} | {n / wall:,.0f} | "
             f"{(n / cpu) / (n_loop / loop_cpu):.1f} |"
         )
     lines += [

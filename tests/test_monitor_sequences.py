@@ -44,6 +44,26 @@ def test_matches_the_loop_reference_for_any_batching(limit):
     np.testing.assert_array_equal(got["row"], np.arange(1, 3001))
 
 
+def test_scalar_rows_match_the_loop_reference():
+    rng = np.random.default_rng(1)
+    x = np.r_[rng.random(300) < 0.15, rng.random(300) < 0.6].astype(float)
+    ref = reference_confidence_sequence(x, level=0.05, limit=0.2, window=50)
+    cs = ConfidenceSequence(0.05, limit=0.2, window=50)
+    # numpy scalars, Python floats and bools, one-row arrays: the same bounds
+    rows = [
+        x[i] if i % 3 == 0 else float(x[i]) if i % 3 == 1 else bool(x[i])
+        for i in range(600)
+    ]
+    outs = [cs.update(v if i % 5 else x[i : i + 1]) for i, v in enumerate(rows)]
+    for k in KEYS:
+        got = np.concatenate([o[k] for o in outs])
+        np.testing.assert_allclose(got, ref[k], rtol=0, atol=1e-12, err_msg=k)
+    assert [int(o.row[0]) for o in outs] == list(range(1, 601))
+    alarms = [o.alarm_row for o in outs if o.alarm_row is not None]
+    first = int(np.argmax(ref["lower"] > 0.2)) + 1
+    assert alarms == [first] == [cs.alarm_row_] and first > 300
+
+
 def test_stitching_boundary_published_values():
     # the values pinned by the tests of confseq, Howard et al.'s implementation
     assert stitching_boundary(100, 0.05, v_min=10, scale=3) == pytest.approx(

@@ -392,10 +392,23 @@ class ConfidenceSequence:
             ``lower > limit`` held for the first time (None if not in this
             batch).
         """
+        if isinstance(x, (float, int, np.floating, np.integer, np.bool_)):
+            v = float(x)  # one row: no array at all until the result
+            if not 0.0 <= v <= 1.0:  # also rejects NaN
+                raise ValueError(f"x must lie in [0, 1], got {x!r}.")
+            return self._update_few([v])
+        if (
+            isinstance(x, np.ndarray)
+            and x.ndim == 1
+            and x.size <= _FEW
+            and x.dtype.kind in "biuf"
+        ):  # a few rows: plain floats beat numpy's per-call overhead
+            vals = x.astype(float, copy=False).tolist()
+            if all(0.0 <= v <= 1.0 for v in vals):  # also rejects NaN
+                return self._update_few(vals)
         x = _check_unit(x, "x")
-        n = x.size
-        if n <= _FEW:  # plain floats beat numpy's per-call overhead
-            return self._update_few(x)
+        if x.size <= _FEW:
+            return self._update_few(x.tolist())
         out = self._update_many(x)
         out.alarm_row = None
         if self.limit is not None and self.alarm_row_ is None:
@@ -458,15 +471,15 @@ class ConfidenceSequence:
             row=rows,
         )
 
-    def _update_few(self, x: np.ndarray) -> Bunch:
+    def _update_few(self, x: list[float]) -> Bunch:
         """The same update, row by row on Python floats (for a few rows)."""
-        n = x.size
+        n = len(x)
         log_lo = self._log_lower
         c, limit = self.truncation, self.limit
         w = 1.0 / self.window
         k1sq, k2 = _K1 * _K1, _K2 * _SCALE
         cols: list[tuple[float, ...]] = []
-        for xt in x.tolist():
+        for xt in x:
             t = self.n_ + 1
             xhat = (0.5 + self._sum) / t
             self._sum += xt
@@ -500,17 +513,17 @@ class ConfidenceSequence:
                 if col[0] > limit:
                     alarm_row = self.alarm_row_ = int(col[5])
                     break
-        out = np.array(cols, dtype=float).T.reshape(6, n)
+        out = np.array(cols, dtype=float).reshape(n, 6)
         if n:
             self.lower_, self.lower_running_, self.upper_ = cols[-1][:3]
         return Bunch(
             alarm_row=alarm_row,
-            lower=out[0],
-            lower_running=out[1],
-            upper=out[2],
-            estimate=out[3],
-            recent=out[4],
-            row=out[5].astype(np.int64),
+            lower=out[:, 0],
+            lower_running=out[:, 1],
+            upper=out[:, 2],
+            estimate=out[:, 3],
+            recent=out[:, 4],
+            row=np.arange(self.n_ - n + 1, self.n_ + 1, dtype=np.int64),
         )
 
     def __repr__(self) -> str:
