@@ -456,6 +456,62 @@ def summary_rows(results: dict, cascade_key: str | None = None) -> list[list[str
     return rows
 
 
+#: the skctd defaults: this DV probe, combine="auto", final pick by accuracy, raw
+#: expert scores (``expert_calibration=None``)
+DEFAULT_KEY = "ridge, activations + probe features, weight 10 | combine=auto | pick=accuracy"
+
+
+def targets_section(results: dict) -> str:
+    """The issue-16 targets, met or missed, with the skctd defaults."""
+    pools = results["pools"]
+
+    def get(pool, key=DEFAULT_KEY):
+        res = pools.get(pool)
+        return None if res is None else res["cascade"].get(key)
+
+    lines = ["\n## Targets (issue 16), skctd defaults\n\n",
+             "Defaults: DV probe `ridge, activations + probe features, weight 10`, "
+             "`combine=\"auto\"`, final pick by accuracy, raw expert scores.\n\n",
+             "| target | measured | met |\n|---|---|---|\n"]
+    g = get("xstest_gpt4")
+    if g is not None:
+        sp = g["spearman_dv"]
+        lines.append(f"| Spearman(d, v) >= 0.6, XSTest GPT-4 | {sp:.3f} | {_yes(sp >= 0.6)} |\n")
+        gain = 100 * g["ctd_gain_auroc"]
+        measured = _pm(g["ctd_gain_auroc"], g["ctd_gain_auroc_se"])
+        lines.append(
+            f"| CTD AUROC gain >= +3.5 pts, XSTest GPT-4 | {measured} | "
+            f"{_yes(gain >= 3.5)} |\n"
+        )
+    h = get("high_stakes")
+    if h is not None:
+        sp = h["spearman_dv"]
+        lines.append(
+            f"| Spearman(d, v) >= 0.5, high-stakes SmolLM2 judge | {sp:.3f} | "
+            f"{_yes(sp >= 0.5)} |\n"
+        )
+    xs = [p for p in pools if p.startswith("xstest_") and "inner" not in p]
+    above = [p for p in xs if get(p) and get(p).get("claim_dv_ranking_above_uncertainty")]
+    if xs:
+        lines.append(
+            f"| DV ranking above uncertainty for >= 4 of 5 XSTest experts | "
+            f"{len(above)} of {len(xs)} ({', '.join(above)}) | {_yes(len(above) >= 4)} |\n"
+        )
+    every = [p for p in pools if "inner" not in p and get(p)]
+    ok = [p for p in every if get(p).get("claim_ctd_ge_probe_only")]
+    if every:
+        lines.append(
+            f"| never below probe-only beyond noise, every expert | {len(ok)} of "
+            f"{len(every)} | {_yes(len(ok) == len(every))} |\n"
+        )
+    lines.append(
+        "\nThe choice of these defaults, the best measured settings and why targets are "
+        "missed: the user guide's delegation value page "
+        "(`docs/user_guide/delegation_value.rst`, section 'Measured on the shared data').\n"
+    )
+    return "".join(lines)
+
+
 def write_markdown(results: dict, path: Path) -> None:
     """``dv_probe.md``: the tables of every pool measured so far."""
     st = results["settings"]
@@ -474,6 +530,7 @@ def write_markdown(results: dict, path: Path) -> None:
         "(a difference counts beyond max(0.005, 2 SE)).\n",
     ]
     pools = results["pools"]
+    md.append(targets_section(results))
     md.append(
         "\n## Summary\n\nSpearman(d, v) of each DV probe (a `*` where "
         "`check_claims` finds the DV ranking above uncertainty), and the CTD gains over "

@@ -284,7 +284,7 @@ def test_expert_calibration_is_used_at_calibrate_and_predict():
 
     cascade = CalibratedDelegationCascade(
         expert, probe=LogisticRegression(), expert_calibration="sigmoid", alpha=0.5,
-        random_state=0,
+        combine="replace", random_state=0,
     ).fit(X[:2000], y[:2000])
     routed = cascade.route(X[2000:])
     d = routed.delegated
@@ -432,7 +432,7 @@ def test_evaluate_cascade_reads_the_recalibrated_expert_scores():
         routed = cascade.route(Xt, call_expert=False)
         direct = evaluate_scores(
             yt, routed.probe_scores, cascade.transform_expert_scores(expert(Xt)),
-            routed.signal, alpha=0.3, **kw,
+            routed.signal, alpha=0.3, combine=cascade.combine, **kw,
         )
     np.testing.assert_allclose(ev.sweep.table["auroc"], direct.sweep.table["auroc"])
     assert ev.reference["expert_accuracy"] > 0.7  # the recalibrated expert
