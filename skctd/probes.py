@@ -169,9 +169,10 @@ class DVFeatureScaler(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    mean_, scale_ : ndarray of shape (n_features_in_,)
+    mean_, scale_ : ndarray of shape (n_features,)
         Column means and standard deviations (1 for a constant column).
     n_features_in_ : int
+        Number of columns seen during ``fit``.
     feature_names_in_ : ndarray of str
         Only when ``X`` has string column names.
 

@@ -208,7 +208,7 @@ def test_evaluate_cascade_is_evaluate_scores_on_the_cascade_scores(calibrated):
     routing = cascade.route(X, call_expert=False)
     ref = evaluate_scores(y, routing.probe_scores, e, routing.signal, alpha=0.3,
                           calibration_mask=mask, alphas=[0.1, 0.3, 0.5],
-                          n_splits=40, random_state=0)
+                          n_splits=40, random_state=0, combine=cascade.combine)
     assert set(ev.sweep.table) == set(ref.sweep.table)
     for key, column in ref.sweep.table.items():
         np.testing.assert_array_equal(ev.sweep.table[key], column)
