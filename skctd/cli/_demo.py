@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skctd.cli._run import JobConfig, run_job
+from skctd.cli._run import JobConfig, guarantee_options, run_job
 
 __all__ = ["demo_files", "run_demo"]
 
@@ -138,7 +138,7 @@ def run_demo(args: argparse.Namespace) -> int:
         device=args.device, dtype="auto", cache=args.cache, alpha=args.alpha,
         delta=args.delta, n_splits=args.n_splits, seed=args.seed,
         progress=not args.no_progress, figures=not args.no_figures,
-        title="skctd demo report", intro=intro,
+        title="skctd demo report", intro=intro, **guarantee_options(args),
     )
     info = run_job(
         cfg, quiet=args.quiet,
