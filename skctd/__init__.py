@@ -50,6 +50,10 @@ _PUBLIC = {
     # estimators
     "CalibratedDelegationCascade": "cascade",
     "ActivationTransformer": "llm",
+    # saving and loading fitted cascades (loading a model file runs code)
+    "save": "_persistence",
+    "load": "_persistence",
+    "read_manifest": "_persistence",
     # evaluation reports
     "evaluate_cascade": "evaluation",
     "CascadeEvaluation": "evaluation",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import Bunch
 
-from skctd.utils import check_input
+from skctd.utils import check_input, import_optional
 
 __all__ = ["read_dataset"]
 
@@ -68,12 +68,19 @@ def _records(path: Path) -> list[tuple[str, dict]]:
                 out.append((f"{path}, line {lineno}", rec))
         return out
     if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})."
+            ) from None
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of objects.")
         return [(f"{path}, item {i}", rec) for i, rec in enumerate(data)]
     if suffix in (".csv", ".parquet"):
-        import pandas as pd
+        pd = import_optional(
+            "pandas", extra="report", purpose=f"reading {suffix} files"
+        )
 
         df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
         offset = 2 if suffix == ".csv" else 0  # CSV: header is line 1
@@ -130,8 +137,9 @@ def read_dataset(
     -------
     Bunch
         ``inputs`` (list), ``label`` (int array, -1 where missing), ``group``, ``id`` and
-        (when ``expert_column``) ``expert`` (float array) and (when
-        ``cost_column``) ``cost`` (float array).
+        (when ``expert_column``) ``expert`` (float array, NaN where the field is
+        ``null`` / NaN: a row the expert failed on) and (when ``cost_column``)
+        ``cost`` (float array).
     """
     path = Path(path)
     if path.is_dir():
@@ -172,13 +180,30 @@ def read_dataset(
         groups.append(str(rec.get(group_column, "")) if group_column else "")
         ids.append(str(rec.get(id_column, i)) if id_column else str(i))
         if expert_column is not None:
+            if expert_column not in rec:
+                raise ValueError(
+                    f"{where}: missing field {expert_column!r} (the expert's score; "
+                    "null for a row the expert failed on)."
+                )
             e = rec.get(expert_column)
+            if e is None:  # the expert failed on this row: counted, not dropped
+                experts.append(np.nan)
+                continue
+            if isinstance(e, (str, bool)):
+                raise ValueError(
+                    f"{where}: field {expert_column!r} must be a number in [0, 1] "
+                    f"(or null for a failed row), got {e!r}."
+                )
             try:
                 e = float(e)
             except (TypeError, ValueError):
                 raise ValueError(
-                    f"{where}: field {expert_column!r} must be a number in [0, 1], got {e!r}."
+                    f"{where}: field {expert_column!r} must be a number in [0, 1] "
+                    f"(or null for a failed row), got {e!r}."
                 ) from None
+            if np.isnan(e):
+                experts.append(np.nan)
+                continue
             if not 0.0 <= e <= 1.0:
                 raise ValueError(
                     f"{where}: field {expert_column!r} must be in [0, 1], got {e!r}."

@@ -13,12 +13,18 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skctd.llm._batching import dedupe, length_sorted_batches, progress_bar
+from skctd.llm._cache import DiskCache, text_hash
 from skctd.llm._device import resolve_device, resolve_dtype
-from skctd.llm._loading import load_config, load_tokenizer, resolve_model
+from skctd.llm._loading import (
+    load_config,
+    load_tokenizer,
+    model_fingerprint,
+    resolve_model,
+)
 from skctd.llm._render import render_texts, uses_chat_template
 from skctd.utils import check_inputs, import_optional
 
-__all__ = ["ActivationTransformer"]
+__all__ = ["ActivationTransformer", "input_key"]
 
 _POOLINGS = ("mean", "last", "max", "first")
 # rows tokenised, sorted and batched together: peak memory follows this, not len(X)
@@ -29,9 +35,21 @@ class _StopForward(Exception):
     """Raised by a hook once the deepest requested layer is captured."""
 
 
+def input_key(row: Any) -> str:
+    """The cache key of one validated input: its kind and its content.
+
+    A text is keyed ``"text:" + text`` and a conversation ``"conversation:" +``
+    its canonical JSON, so a text that spells a conversation as JSON never shares
+    an entry (or a de-duplicated row) with that conversation.
+    """
+    if isinstance(row, str):
+        return "text:" + row
+    return "conversation:" + json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
 def _row_keys(rows: list[Any]) -> list[str]:
     """The cache and de-duplication key of each input (transform and write_cache)."""
-    return [r if isinstance(r, str) else json.dumps(r, sort_keys=True) for r in rows]
+    return [input_key(r) for r in rows]
 
 
 def _find_blocks(model: Any, n_layers: int) -> Any:
@@ -117,13 +135,23 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
     system_prompt : str or None, default=None
         System message put first when a chat template is applied.
     model_kwargs : dict or None, default=None
-        Extra arguments to ``from_pretrained``, e.g. ``{"gguf_file": "m.gguf"}``.
+        Extra arguments to ``from_pretrained``, e.g. ``{"gguf_file": "m.gguf"}``
+        or ``{"revision": "..."}``. A hub token is refused here (it would end up
+        in ``get_params``, the ``repr``, pickles and cache files): use
+        ``token_env``.
+    token_env : str or None, default=None
+        NAME of the environment variable holding a Hugging Face token, for a
+        private or gated model (e.g. ``"HF_TOKEN"``). The token is read when the
+        model loads and is never stored.
     trust_remote_code : bool, default=False
         Allow model code from the hub (only for models you trust).
     cache : str, path or None, default=None
-        A folder where pooled vectors are stored per model, layer, pooling,
-        truncation, dtype, template settings and input; a later call with the same
-        settings reads them back without loading the model.
+        A folder where pooled vectors are stored per model (name, revision and,
+        for a local folder, its files), layer, pooling, truncation, dtype,
+        template (settings and the tokenizer's template text) and input (a text
+        and a conversation are keyed apart, even when one spells the other as
+        JSON); a later call with the same settings reads them back without
+        loading the model. A damaged entry is computed again.
     progress : bool or "auto", default="auto"
         A tqdm progress bar over the forward passes: ``"auto"`` shows it when
         stderr is a terminal, ``True`` always, ``False`` never.
@@ -186,6 +214,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         "chat_template": ["boolean", str],
         "system_prompt": [str, None],
         "model_kwargs": [dict, None],
+        "token_env": [str, None],
         "trust_remote_code": ["boolean"],
         "cache": [str, Path, None],
         "progress": ["boolean", StrOptions({"auto"})],
@@ -207,6 +236,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         chat_template: Any = "auto",
         system_prompt: str | None = None,
         model_kwargs: dict | None = None,
+        token_env: str | None = None,
         trust_remote_code: bool = False,
         cache: str | Path | None = None,
         progress: bool | str = "auto",
@@ -224,6 +254,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         self.chat_template = chat_template
         self.system_prompt = system_prompt
         self.model_kwargs = model_kwargs
+        self.token_env = token_env
         self.trust_remote_code = trust_remote_code
         self.cache = cache
         self.progress = progress
@@ -253,7 +284,12 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         resolve_device(self.device, check_available=False)
         resolve_dtype(self.dtype, "cpu")
         name, kwargs = resolve_model(self.model, self.model_kwargs)
-        config = load_config(name, kwargs, trust_remote_code=self.trust_remote_code)
+        config = load_config(
+            name,
+            kwargs,
+            trust_remote_code=self.trust_remote_code,
+            token_env=self.token_env,
+        )
         if hasattr(config, "get_text_config"):  # a multimodal model's language model
             config = config.get_text_config()
         n_layers = getattr(config, "num_hidden_layers", None)
@@ -286,12 +322,21 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         return {"name": name, "kwargs": kwargs, "layers": resolved}
 
     def _namespace(self, settings: dict, layer: int) -> dict[str, Any]:
+        """Everything that changes a pooled vector, but the input (no secret)."""
         device = resolve_device(self.device)
+        template = None
+        if self.chat_template is not False:
+            tokenizer = self.get_tokenizer()
+            text = getattr(tokenizer, "chat_template", None)
+            template = text_hash(str(text)) if text else None
         return {
             "kind": "ActivationTransformer",
-            "version": 1,
+            # 2: keys are typed (a text never shares an entry with a conversation)
+            "version": 2,
             "model": settings["name"],
             "model_kwargs": settings["kwargs"],
+            "model_files": model_fingerprint(settings["name"], settings["kwargs"]),
+            "tokenizer_chat_template": template,
             "layer": layer,
             "pooling": self.pooling,
             "max_length": self.max_length_,
@@ -317,7 +362,12 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         name, kwargs = resolve_model(self.model, self.model_kwargs)
-        return load_tokenizer(name, kwargs, trust_remote_code=self.trust_remote_code)
+        return load_tokenizer(
+            name,
+            kwargs,
+            trust_remote_code=self.trust_remote_code,
+            token_env=self.token_env,
+        )
 
     # -- sklearn API ------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> ActivationTransformer:
@@ -384,8 +434,6 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         todo = np.arange(n_unique)
         disks = hashes = None
         if self.cache is not None and n_unique:
-            from skctd.llm._cache import DiskCache, text_hash
-
             hashes = [text_hash(k) for k in unique_keys]
             disks = [
                 DiskCache(self.cache, self._namespace(settings, la)) for la in layers
@@ -478,6 +526,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
             dtype=self.dtype,
             model_kwargs=settings["kwargs"],
             trust_remote_code=self.trust_remote_code,
+            token_env=self.token_env,
         )
 
     def _compute(
