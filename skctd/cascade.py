@@ -261,8 +261,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     ('budget', 'harm')
     >>> print(safe.calibration_.guarantee())  # doctest: +NORMALIZE_WHITESPACE
     With probability >= 0.9 over the calibration data: at most 20% of inputs are
-    sent to the expert; the cascade's error exceeds the probe-only error by at
-    most 0.
+    sent to the expert; the cascade is not less accurate than the probe alone.
     """
 
     _parameter_constraints: dict = {

@@ -327,7 +327,18 @@ def test_precomputed_expert_and_harm_through_fit():
     ).fit(X, y)
     assert np.isfinite(est.threshold_)
     assert 0.1 < est.delegate(X).mean() <= 0.32
-    assert "exceeds the probe-only error by at most 0" in est.calibration_.guarantee()
+    assert est.calibration_.guarantee().endswith(
+        "; the cascade is not less accurate than the probe alone."
+    )
+
+
+def test_harm_sentence_reads_as_the_no_harm_promise():
+    assert Risk("harm", 0.0).describe() == (
+        "the cascade is not less accurate than the probe alone"
+    )
+    assert Risk("harm", 0.01).describe() == (
+        "the cascade's error exceeds the probe-only error by at most 0.01"
+    )
 
 
 # --------------------------------------------------------------------------------------

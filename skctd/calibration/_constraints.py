@@ -262,7 +262,11 @@ class Risk:
         """One sentence saying what a certificate of this risk bounds."""
         lv = f"{self.level:g}"
         return {
-            "harm": f"the cascade's error exceeds the probe-only error by at most {lv}",
+            "harm": (
+                "the cascade is not less accurate than the probe alone"
+                if self.level == 0
+                else f"the cascade's error exceeds the probe-only error by at most {lv}"
+            ),
             "error": f"the cascade's error rate is at most {lv}",
             "miss": f"at most {lv} of unsafe inputs are scored safe (1 - recall)",
             "miss_marginal": f"at most {lv} of all inputs are unsafe and scored safe",

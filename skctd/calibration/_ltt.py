@@ -424,8 +424,7 @@ def calibrate_threshold(
     ('budget', 'harm')
     >>> print(safe.guarantee())  # doctest: +NORMALIZE_WHITESPACE
     With probability >= 0.9 over the calibration data: at most 20% of inputs are
-    sent to the expert; the cascade's error exceeds the probe-only error by at
-    most 0.
+    sent to the expert; the cascade is not less accurate than the probe alone.
     """
     alpha = check_fraction(alpha, "alpha")
     run = _calibrate(
