@@ -130,7 +130,10 @@ def test_run_default_is_the_no_harm_certificate(cost_files, tiny_llama_path, tmp
     if not np.isfinite(cascade.threshold_):
         assert "**The cascade does not delegate**" in report
         assert "Blocked by: " + ", ".join(cascade.calibration_.blocked_by) in report
-    assert re.search(r"\| harm \| 0\.0000 \| the cascade's error exceeds", report)
+    assert re.search(
+        r"\| harm \| 0\.0000 \| the cascade is not less accurate than the probe alone \|",
+        report,
+    )
     assert "### Constraints" in report
 
 
