@@ -9,6 +9,7 @@ ORDER = [
     "plot_no_harm_certificate.py",
     "plot_grid_search.py",
     "plot_openai_judge.py",
+    "plot_monitor.py",
 ]
 
 
