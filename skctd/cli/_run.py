@@ -4,7 +4,8 @@ The job is a user of the public API: the activations of ``--model``
 (:class:`~skctd.ActivationTransformer`, cached), the safety probe of
 :func:`skctd.probes.make_safety_probe` fitted on ``--train``, a
 :class:`~skctd.CalibratedDelegationCascade` with that probe frozen and the DV probe
-of :func:`skctd.probes.make_dv_probe` fitted on ``--dev``, calibrated on the
+of :func:`skctd.probes.make_dv_probe` (the cascade's default, reading the
+activations and the probe's features) fitted on ``--dev``, calibrated on the
 calibration half of ``--test``, evaluated by
 :func:`skctd.evaluation.evaluate_cascade` on the whole test pool and written by
 :func:`skctd.report.write_report` with the fitted cascade (``cascade.joblib``).
@@ -561,7 +562,7 @@ def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dic
     from skctd.delegation import delegation_value
     from skctd.evaluation import evaluate_cascade
     from skctd.experts import ExpertReport, PrecomputedExpert
-    from skctd.probes import make_dv_probe, make_safety_probe
+    from skctd.probes import make_safety_probe
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -654,7 +655,6 @@ def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dic
     cascade = CalibratedDelegationCascade(
         expert,
         probe=FrozenEstimator(probe),
-        dv_estimator=make_dv_probe(),
         featurizer=featurizer,
         alpha=cfg.alpha,
         delta=cfg.delta,

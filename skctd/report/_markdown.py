@@ -151,10 +151,20 @@ def render_markdown(
             [[c["claim"], c["holds"], c["detail"]] for c in ev.claims.values()],
         )
     )
-    md.append(
-        f"\nDifferences below {s['tolerance']:g} count as ties. One calibration/"
-        "evaluation split: the budget-curve claims carry the noise of that split.\n"
-    )
+    n_rep = int(s.get("n_repeats", 1))
+    if n_rep > 1:
+        md.append(
+            f"\nEvery comparison is a paired difference over {n_rep} random "
+            "calibration/evaluation splits; it counts only beyond "
+            f"max({s['tolerance']:g}, {s.get('n_se', 2.0):g} standard errors of the "
+            "mean difference), smaller differences are ties.\n"
+        )
+    else:
+        md.append(
+            f"\nDifferences below {s['tolerance']:g} count as ties. One calibration/"
+            "evaluation split: the budget-curve claims carry the noise of that "
+            "split.\n"
+        )
 
     md.append("\n## Budget curves\n")
     if "budget_curves" in pngs:
@@ -164,7 +174,14 @@ def render_markdown(
         "budget alpha on the evaluation half. CTD and Unc. calibrated are calibrated "
         f"on the calibration half (Pareto LTT, delta={s['delta']:g}); the top-k "
         "baselines delegate the floor(alpha B) highest-signal rows of each batch of "
-        "B evaluation rows (no guarantee, they need the batch).\n"
+        "B evaluation rows (no guarantee, they need the batch)"
+        + (", the evaluation stream shuffled first" if s.get("shuffle", False) else "")
+        + (
+            f". Each number is the mean over {n_rep} random splits; the bands in the "
+            "figure are +-1.96 standard errors of that mean.\n"
+            if n_rep > 1
+            else ".\n"
+        )
     )
     md.append("\n### Accuracy\n")
     md.append(_sweep_table(sw, "accuracy"))
@@ -229,7 +246,10 @@ def render_markdown(
             [[f"{rk.fractions[i]:.2f}"] + [rk.curves[c][i] for c in rk.curves] for i in idx],
         )
     )
-    md.append("\nMean delegation value of the top-k evaluation rows by each signal.\n")
+    md.append(
+        "\nMean delegation value of the top-k evaluation rows by each signal"
+        + (f", averaged over {rk.n_repeats} splits.\n" if rk.n_repeats > 1 else ".\n")
+    )
 
     if ev.binary is not None:
         bt = ev.binary.table
