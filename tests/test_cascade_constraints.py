@@ -85,7 +85,10 @@ def true_risks(lam, a, b, levels=None):
 
 
 def cascade(**params):
+    # the frozen DV probe reads the features alone; one combine rule, as
+    # calibrate_threshold's default, so the thresholds compare one to one
     probe, dv = frozen_probes()
+    params = {"dv_features": "activations", "combine": "replace", **params}
     return CalibratedDelegationCascade(
         FunctionExpert(answer_expert), probe=probe, dv_estimator=dv, **params
     )
@@ -322,7 +325,8 @@ def test_precomputed_expert_and_harm_through_fit():
     X, y = draw(4000, 0.95, 0.0, rng)
     est = CalibratedDelegationCascade(
         PrecomputedExpert(answer_expert(X), keys=X), probe=frozen_probes()[0],
-        dv_estimator=frozen_probes()[1], alpha=0.3, constraints={"harm": 0.0},
+        dv_estimator=frozen_probes()[1], dv_features="activations",
+        alpha=0.3, constraints={"harm": 0.0},
         random_state=0,
     ).fit(X, y)
     assert np.isfinite(est.threshold_)
