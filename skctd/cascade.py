@@ -36,7 +36,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skctd.calibration import calibrate_threshold
+from skctd.calibration import Risk, calibrate_threshold, check_constraints
 from skctd.delegation import choose_combine, delegation_value, uncertainty_signal
 from skctd.experts import BaseExpert, ExpertReport, as_expert
 from skctd.probes import (
@@ -134,6 +134,35 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         Keep only the Pareto-efficient thresholds (budget vs performance) before
         testing (CTD). ``False`` tests every threshold and picks the most
         aggressive certified one (budget-only LTT).
+    constraints : dict, list of Risk or None, default=None
+        Risks to certify together with the budget, e.g. ``{"harm": 0.0}`` (the
+        *no-harm certificate*: the cascade is not less accurate than the probe
+        alone) or ``{"harm": 0.0, "miss": 0.05}``; keys are the names of
+        ``skctd.calibration.BUILTIN_RISKS`` (``"harm"``, ``"error"``,
+        ``"miss"``, ``"miss_marginal"``, ``"cost"``, ``"cost_share"``) and values
+        their levels, or give a list of :class:`~skctd.Risk` (user losses).
+        ``None``: the budget alone (the paper's procedure). See
+        :ref:`guarantees` for what each certificate says.
+    cost : callable or None, default=None
+        Per-row expert cost as a function of the raw rows, ``f(X_rows) ->
+        array of shape (n_rows,)`` of non-negative numbers (tokens, cents...),
+        for the ``"cost"`` and ``"cost_share"`` constraints, e.g. the prompt
+        length. Use a module-level function (a lambda does not pickle). Or give
+        the costs of the rows themselves to :meth:`fit` / :meth:`calibrate`
+        (their ``cost`` keyword).
+    cost_max : float or None, default=None
+        A bound on every cost (scales the cost into [0, 1]). ``None``: the
+        largest cost of the optimisation split; the certificate then bounds the
+        mean of ``min(cost, cost_max)`` (a warning counts the rows above it).
+    testing_order : {"auto", "pvalue", "lambda", "single"}, default="auto"
+        Order of the fixed-sequence test (see :func:`~skctd.calibrate_threshold`):
+        ``"auto"`` is the paper's order (conservative to aggressive) without
+        ``constraints`` and the optimisation split's estimated p-values (Pareto
+        Testing) with them.
+    selection : {"best", "one_se"}, default="best"
+        The pick among the certified thresholds: the best optimisation-split
+        performance (the paper), or the most conservative one within one standard
+        error of it (``performance_risk="accuracy"`` only).
     n_thresholds : int, default=100
         Number of candidate thresholds (quantiles of the signal).
     calibration_size : float, int or None, default=0.3
@@ -196,7 +225,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         Calibrated threshold: a row is delegated when its signal is above it
         (``inf`` = never delegate).
     calibration_ : CalibrationResult or None
-        Details of the calibration (grid, p-values, Pareto front, certified set).
+        Details of the calibration (grid, p-values, Pareto front, certified set;
+        with ``constraints``: each risk's p-values and levels, the certified
+        guarantee in one sentence, ``guarantee()``, ``blocked_by``, the risks that
+        stopped the testing sequence, i.e. why the cascade does not delegate
+        more, and ``rows_needed`` when no delegating threshold was certified).
     reference_scores_ : ndarray
         Sorted probe scores of the calibration data (the ECDF of the uncertainty
         signal).
@@ -217,12 +250,22 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
 
     Notes
     -----
-    The guarantee is on the budget only, ``P(R_B(threshold_) <= alpha) >= 1 - delta``,
-    and assumes the calibration data and future inputs are exchangeable. It says
-    nothing about accuracy; the Pareto filter only avoids thresholds that hurt
-    accuracy on the optimisation split. When no threshold can be certified (too
-    little calibration data for this ``alpha`` and ``delta``), the cascade never
-    delegates and warns.
+    Without ``constraints`` the guarantee is on the budget only,
+    ``P(R_B(threshold_) <= alpha) >= 1 - delta``, and assumes the calibration data
+    and future inputs are exchangeable. It says nothing about accuracy; the Pareto
+    filter only avoids thresholds that hurt accuracy on the optimisation split.
+    When no threshold can be certified (too little calibration data for this
+    ``alpha`` and ``delta``), the cascade never delegates and warns.
+
+    With ``constraints`` every certified risk holds together with the budget, with
+    probability at least ``1 - delta``. Never delegating (``threshold_ = inf``)
+    surely meets the budget, ``"cost"``, ``"cost_share"`` and ``"harm"``
+    constraints, so it is a safe fallback for them; the ``"error"`` and
+    ``"miss"`` rates of never delegating are the probe's own and are tested like
+    any threshold: when even they cannot be certified, the cascade falls back to
+    never delegating *without* a guarantee, and the warning says so. For
+    deployment, ``constraints={"harm": 0.0}`` is recommended (``skctd run``
+    uses it by default).
 
     What the calibration may look at: ``combine="auto"`` chooses on the
     optimisation part only, like the candidate thresholds and their order, and
@@ -256,6 +299,17 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     True
     >>> cascade.predict_proba(X[:3]).shape
     (3, 2)
+
+    Certify also that the cascade is not less accurate than its probe alone:
+
+    >>> safe = CalibratedDelegationCascade(
+    ...     oracle_like_expert, constraints={"harm": 0.0}, random_state=0
+    ... ).fit(X, y)
+    >>> safe.calibration_.constraints
+    ('budget', 'harm')
+    >>> print(safe.calibration_.guarantee())  # doctest: +NORMALIZE_WHITESPACE
+    With probability >= 0.9 over the calibration data: at most 20% of inputs are
+    sent to the expert; the cascade is not less accurate than the probe alone.
     """
 
     _parameter_constraints: dict = {
@@ -274,6 +328,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         "dv_target": [StrOptions({"continuous", "binary"})],
         "performance_risk": [StrOptions({"accuracy", "auroc"}), callable],
         "pareto": ["boolean"],
+        "constraints": [dict, list, None],
+        "cost": [callable, None],
+        "cost_max": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "testing_order": [StrOptions({"auto", "pvalue", "lambda", "single"})],
+        "selection": [StrOptions({"best", "one_se"})],
         "n_thresholds": [Interval(numbers.Integral, 1, None, closed="left")],
         "calibration_size": [
             Interval(numbers.Real, 0, 1, closed="neither"),
@@ -301,6 +360,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         dv_target: str = "continuous",
         performance_risk: Any = "accuracy",
         pareto: bool = True,
+        constraints: dict | list | None = None,
+        cost: Any = None,
+        cost_max: float | None = None,
+        testing_order: str = "auto",
+        selection: str = "best",
         n_thresholds: int = 100,
         calibration_size: float | int | None = 0.3,
         opt_fraction: float = 0.3,
@@ -320,6 +384,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         self.dv_target = dv_target
         self.performance_risk = performance_risk
         self.pareto = pareto
+        self.constraints = constraints
+        self.cost = cost
+        self.cost_max = cost_max
+        self.testing_order = testing_order
+        self.selection = selection
         self.n_thresholds = n_thresholds
         self.calibration_size = calibration_size
         self.opt_fraction = opt_fraction
@@ -331,7 +400,13 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(
-        self, X: Any, y: Any, *, expert_scores: Any = None, **fit_params: Any
+        self,
+        X: Any,
+        y: Any,
+        *,
+        expert_scores: Any = None,
+        cost: Any = None,
+        **fit_params: Any,
     ) -> CalibratedDelegationCascade:
         """Fit the probe and the DV probe, then calibrate the threshold.
 
@@ -351,6 +426,10 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
             The expert's probability of ``classes_[1]`` for each row of ``X``, if
             already known; the expert is then not called during ``fit``. NaN marks
             rows the expert failed on (the probe score is used for them).
+        cost : array-like of shape (n_samples,), default=None
+            The expert's cost of each row of ``X`` (tokens, cents...), for the
+            ``"cost"`` / ``"cost_share"`` constraints; only the calibration
+            part's costs are used. Instead of the ``cost`` parameter (not both).
         **fit_params : dict
             Metadata (e.g. ``sample_weight``) routed to the ``fit`` of the
             featurizer, the probe (also in its cross-fitting) and the DV probe,
@@ -372,6 +451,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         y_enc = le.transform(y)
         n = _num_samples(X)
         expert_scores = self._check_expert_scores(expert_scores, n)
+        cost = self._check_cost(cost, n, calibrating=self.calibration_size is not None)
         routed = process_routing(self, "fit", **fit_params)
         self.expert_ = as_expert(self.expert)
         self.expert_report_ = ExpertReport()
@@ -445,12 +525,13 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
                 y_enc[cal_idx],
                 expert_scores,
                 random_state=calibration_seed,
+                cost=self._calibration_cost(X, cal_idx, cost),
             )
         return self
 
     @_fit_context(prefer_skip_nested_validation=False)
     def calibrate(
-        self, X: Any, y: Any, *, expert_scores: Any = None
+        self, X: Any, y: Any, *, expert_scores: Any = None, cost: Any = None
     ) -> CalibratedDelegationCascade:
         """Recalibrate the threshold on fresh held-out data; the probes are kept.
 
@@ -468,6 +549,9 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         expert_scores : array-like of shape (n_samples,), default=None
             The expert's scores for these rows, if already known (NaN for a failed
             call: the probe score is used).
+        cost : array-like of shape (n_samples,), default=None
+            The expert's cost of each row, for the ``"cost"`` / ``"cost_share"``
+            constraints (instead of the ``cost`` parameter, not both).
 
         Returns
         -------
@@ -479,6 +563,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         y_enc = check_known_labels(y, self.classes_)
         n = _num_samples(X)
         expert_scores = self._check_expert_scores(expert_scores, n)
+        cost = self._check_cost(cost, n, calibrating=True)
         self.expert_report_ = ExpertReport()
         rng = check_random_state(self.random_state)
         self._calibrate(
@@ -488,11 +573,12 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
             y_enc,
             expert_scores,
             random_state=rng.randint(np.iinfo(np.int32).max),
+            cost=self._calibration_cost(X, np.arange(n), cost),
         )
         return self
 
     def _calibrate(
-        self, X, Z_cal, cal_idx, y_cal, expert_scores, *, random_state
+        self, X, Z_cal, cal_idx, y_cal, expert_scores, *, random_state, cost=None
     ) -> None:
         p_cal = self._probe_scores(Z_cal)
         self.reference_scores_ = np.sort(p_cal)
@@ -532,6 +618,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
                     opt_fraction=self.opt_fraction,
                     combine=rule,
                     random_state=random_state,
+                    **self._constraint_kwargs(cost),
                 )
         if self.combine == "auto":
             opt = results["replace"].opt_indices
@@ -846,6 +933,94 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
                 stacklevel=4,
             )
         return e
+
+    # ------------------------------------------------------------- constraints
+    def _risks(self) -> list:
+        """The constraints as Risk objects (names and levels checked), [] without."""
+        given = self.constraints or []
+        for r in given.values() if isinstance(given, dict) else given:
+            if isinstance(r, Risk) and r.kind in ("cost", "cost_share"):
+                raise ValueError(
+                    f"Give the cost constraint {r.name!r} as constraints="
+                    f"{{'{r.kind}': level}}: the cascade splits its data itself, so "
+                    "the costs come from fit(..., cost=...) / calibrate(..., "
+                    "cost=...) or the cost parameter (a function of the raw rows), "
+                    "not from a Risk."
+                )
+        # a placeholder cost lets the names and levels be checked before the
+        # costs of the calibration rows are known
+        risks = check_constraints(self.constraints, np.zeros(1), self.cost_max)
+        if self.selection == "one_se" and self.performance_risk != "accuracy":
+            raise ValueError(
+                "selection='one_se' needs performance_risk='accuracy'; use "
+                "selection='best' with another performance risk."
+            )
+        return risks
+
+    def _needs_cost(self) -> bool:
+        return any(r.kind in ("cost", "cost_share") for r in self._risks())
+
+    def _check_cost(self, cost, n, *, calibrating):
+        """Validate the ``cost`` keyword of fit / calibrate (and the constraints)."""
+        needs = self._needs_cost()
+        if cost is None:
+            if needs and calibrating and self.cost is None:
+                raise ValueError(
+                    f"The constraints {[r.name for r in self._risks()]} include a cost "
+                    "budget, which needs the expert's cost of every row: pass "
+                    "cost=<array, one cost per row of X> to fit / calibrate, or set "
+                    "the cost parameter to a function of the raw rows (e.g. their "
+                    "length)."
+                )
+            return None
+        if self.cost is not None:
+            raise ValueError(
+                "cost is given twice: as the cost parameter (a function) and to "
+                "fit / calibrate (an array). Give one of them."
+            )
+        c = np.asarray(cost, dtype=float)
+        if c.ndim != 1 or c.shape[0] != n:
+            raise ValueError(
+                f"cost must hold one number per row of X ({n}), got shape {c.shape}."
+            )
+        if not np.all(np.isfinite(c)) or np.any(c < 0):
+            rows = np.flatnonzero(~np.isfinite(c) | (c < 0))[:10].tolist()
+            raise ValueError(
+                f"cost must hold finite non-negative numbers; rows {rows} do not."
+            )
+        if not needs:
+            warnings.warn(
+                "cost is given but no constraint uses it (add e.g. "
+                "constraints={'cost_share': 0.3}); it is ignored.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return c
+
+    def _calibration_cost(self, X, idx, cost):
+        """Costs of the calibration rows ``idx`` (None when no constraint needs them)."""
+        if idx is None or not self._needs_cost():
+            return None
+        if cost is not None:
+            return cost[idx]
+        c = np.asarray(self.cost(_safe_indexing(X, idx)), dtype=float)
+        if c.shape != (len(idx),) or not np.all(np.isfinite(c)) or np.any(c < 0):
+            raise ValueError(
+                f"The cost function {getattr(self.cost, '__name__', self.cost)!r} "
+                f"must return one finite non-negative number per row ({len(idx)} "
+                f"rows), got shape {c.shape}."
+            )
+        return c
+
+    def _constraint_kwargs(self, cost) -> dict:
+        """The keywords of calibrate_threshold beyond the paper's procedure."""
+        return dict(
+            constraints=self.constraints or None,
+            cost=cost,
+            cost_max=self.cost_max,
+            testing_order=self.testing_order,
+            selection=self.selection,
+        )
 
     def _fit_expert_calibrator(self, e_train, y_train_enc) -> np.ndarray:
         """Fit ``expert_calibrator_`` on the training rows with an expert score and

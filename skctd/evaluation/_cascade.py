@@ -13,6 +13,7 @@ continuous DV), keep one calibration's diagnostics and check the paper's claims
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from skctd.calibration import (
     CalibrationResult,
     calibrate_threshold,
+    check_constraints,
     min_test_size,
     n_opt_rows,
 )
@@ -123,6 +125,15 @@ class CascadeEvaluation:
                     "n_splits": self.guarantee.n_splits,
                     "violation_rate": self.guarantee.violation_rate,
                     "violation_se": self.guarantee.violation_se,
+                    "levels": self.guarantee.levels,
+                    "risk_violation_rate": self.guarantee.risk_violation_rate,
+                    "risk_violation_se": self.guarantee.risk_violation_se,
+                    "risk_mean": {
+                        m: {k: float(np.nanmean(v)) for k, v in d.items()}
+                        for m, d in self.guarantee.risk_values.items()
+                    },
+                    "any_violation_rate": self.guarantee.any_violation_rate,
+                    "any_violation_se": self.guarantee.any_violation_se,
                     "n_uncertified": self.guarantee.n_uncertified,
                     "n_never_delegate": self.guarantee.n_never_delegate,
                     "mean_rate": {k: float(v.mean()) for k, v in self.guarantee.rates.items()},
@@ -139,6 +150,7 @@ class CascadeEvaluation:
                     "n_certified": int(np.sum(cr.certified)),
                     "n_thresholds": int(cr.thresholds.size),
                     "n_test": int(cr.test_indices.size),
+                    **_calibration_guarantee(cr),
                 },
             }
         )
@@ -152,8 +164,18 @@ class CascadeEvaluation:
             f"probe only: AUROC {r['probe_auroc']:.4f}, accuracy {r['probe_accuracy']:.4f}; "
             f"expert only: AUROC {r['expert_auroc']:.4f}, accuracy {r['expert_accuracy']:.4f}",
             self.guarantee.summary(),
-            "paper claims:",
         ]
+        cr = self.calibration
+        if cr is not None and len(cr.constraints) > 1:
+            lines.append(
+                "certified: " + (cr.guarantee() or "nothing (no guarantee holds)")
+            )
+            if not cr.delegates:
+                lines.append(
+                    "the cascade does not delegate; blocked by: "
+                    + (", ".join(cr.blocked_by) or "-")
+                )
+        lines.append("paper claims:")
         for c in self.claims.values():
             lines.append(f"  [{'holds' if c['holds'] else 'FAILS'}] {c['claim']}: {c['detail']}")
         return "\n".join(lines)
@@ -180,6 +202,7 @@ def evaluate_cascade(
     tolerance: float = 0.005,
     n_se: float = 2.0,
     random_state: Any = 0,
+    cost: Any = None,
 ) -> CascadeEvaluation:
     """Run the paper's evaluation protocol on a fitted cascade and a test pool.
 
@@ -187,7 +210,8 @@ def evaluate_cascade(
     (:meth:`~skctd.CalibratedDelegationCascade.route` with ``call_expert=False``):
     its probe scores and its DV signal, with the expert's scores of every row, go
     through :func:`evaluate_scores` at the cascade's ``alpha``, ``delta``,
-    ``n_thresholds``, ``opt_fraction`` and ``performance_risk``. The calibration
+    ``n_thresholds``, ``opt_fraction``, ``performance_risk``, ``constraints``,
+    ``cost_max``, ``testing_order`` and ``selection``. The calibration
     diagnostics are the cascade's own ``calibration_`` (the threshold it deploys):
     nothing is calibrated twice.
 
@@ -249,6 +273,10 @@ def evaluate_cascade(
         errors of the paired per-split differences (see
         :func:`~skctd.evaluation.check_claims`).
     random_state : int, RandomState instance or None, default=0
+    cost : array-like of shape (n_samples,), default=None
+        The expert's cost of each row, for the cascade's ``"cost"`` /
+        ``"cost_share"`` constraints; default: the cascade's ``cost`` function
+        of the rows.
 
     Returns
     -------
@@ -304,6 +332,10 @@ def evaluate_cascade(
         )
     e = cascade.transform_expert_scores(e)
     e = np.where(np.isnan(e), p, e)  # a failed call keeps the probe score
+    risks = check_constraints(cascade.constraints, np.zeros(1))
+    needs_cost = any(r.kind in ("cost", "cost_share") for r in risks)
+    if needs_cost and cost is None and cascade.cost is not None:
+        cost = cascade.cost(X)
     return _evaluate(
         y01,
         p,
@@ -329,6 +361,13 @@ def evaluate_cascade(
         tolerance=tolerance,
         n_se=n_se,
         random_state=random_state,
+        procedure=_procedure(
+            cascade.constraints,
+            cost,
+            cascade.cost_max,
+            cascade.testing_order,
+            cascade.selection,
+        ),
     )
 
 
@@ -356,6 +395,11 @@ def evaluate_scores(
     tolerance: float = 0.005,
     n_se: float = 2.0,
     random_state: Any = 0,
+    constraints: Any = None,
+    cost: Any = None,
+    cost_max: float | None = None,
+    testing_order: str = "auto",
+    selection: str = "best",
 ) -> CascadeEvaluation:
     """Run the paper's evaluation protocol on the scores of a test pool.
 
@@ -417,6 +461,11 @@ def evaluate_scores(
         errors of the paired per-split differences (see
         :func:`~skctd.evaluation.check_claims`).
     random_state : int, RandomState instance or None, default=0
+    constraints, cost, cost_max, testing_order, selection
+        The calibration procedure, as in :func:`~skctd.calibrate_threshold`
+        (``cost``: one cost per row of the pool): the budget sweep, the guarantee
+        validation (which then also reports each constraint's violation rate) and
+        the diagnostic calibration use it.
 
     Returns
     -------
@@ -474,7 +523,34 @@ def evaluate_scores(
         tolerance=tolerance,
         n_se=n_se,
         random_state=random_state,
+        procedure=_procedure(constraints, cost, cost_max, testing_order, selection),
     )
+
+
+def _procedure(constraints, cost, cost_max, testing_order, selection) -> dict:
+    """The calibration keywords beyond the paper's procedure (constraints as Risk
+    objects holding the pool's costs and their bound)."""
+    risks = check_constraints(constraints, cost, cost_max)
+    return dict(
+        constraints=risks or None, testing_order=testing_order, selection=selection
+    )
+
+
+def _calibration_guarantee(cr: CalibrationResult) -> dict:
+    """What ``results.json`` records of the certified guarantee of a calibration."""
+    i = cr.selected_index
+    return {
+        "constraints": list(cr.constraints),
+        "levels": cr.levels,
+        "guarantee": cr.guarantee(),
+        "certified_chosen": bool(cr.certified[i]),
+        "delegates": bool(cr.delegates),
+        "risk_pvalues_chosen": {k: float(v[i]) for k, v in cr.risk_pvalues.items()},
+        "risks_test_chosen": {k: float(v[i]) for k, v in cr.risks_test.items()},
+        "blocked_by": list(cr.blocked_by),
+        "rows_needed": cr.rows_needed,
+        "n_tested": int(cr.testing_order.size),
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -506,6 +582,7 @@ def _evaluate(
     tolerance: float,
     n_se: float,
     random_state: Any,
+    procedure: dict | None = None,
 ) -> CascadeEvaluation:
     """The protocol on validated 0/1 labels and finite scores.
 
@@ -533,13 +610,14 @@ def _evaluate(
     )
     protocol = dict(n_repeats=n_repeats, shuffle=shuffle, combine=combine)
 
+    procedure = dict(procedure or {})  # constraints, testing_order, selection
     sweep = budget_sweep(
         y, p, e, dv, calibration_mask=cal, alphas=alphas, batch_sizes=batch_sizes,
-        **protocol, **common,
+        **protocol, **common, **procedure,
     )
     guarantee = validate_guarantee(
         y, p, e, dv, alpha=alpha, n_splits=n_splits,
-        calibration_size=float(cal.mean()), **common,
+        calibration_size=float(cal.mean()), **common, **procedure,
     )
     group_res = None
     if groups is not None:
@@ -581,7 +659,7 @@ def _evaluate(
                 delta=delta, n_thresholds=n_thresholds,
                 performance_risk=performance_risk, opt_fraction=opt_fraction,
                 combine="replace" if combine == "auto" else combine,
-                random_state=seed,
+                random_state=seed, **_subset_procedure(procedure, cal_idx),
             )
 
     def mean_of(method: str, metric: str) -> float:
@@ -615,6 +693,11 @@ def _evaluate(
         "tolerance": float(tolerance),
         "n_se": float(n_se),
         "random_state": random_state if isinstance(random_state, int) else None,
+        "constraints": {
+            r.name: r.level for r in (procedure.get("constraints") or [])
+        },
+        "testing_order": procedure.get("testing_order", "auto"),
+        "selection": procedure.get("selection", "best"),
     }
     result = CascadeEvaluation(
         sweep=sweep, guarantee=guarantee, groups=group_res, ranking=ranking,
@@ -623,6 +706,24 @@ def _evaluate(
     )
     result.claims = check_claims(result, tolerance=tolerance, n_se=n_se)
     return result
+
+
+def _subset_procedure(procedure: dict, rows: np.ndarray) -> dict:
+    """The procedure with the constraints' costs of ``rows`` only."""
+    out = dict(procedure)
+    risks = out.get("constraints")
+    if risks:
+        out["constraints"] = [
+            r if r.cost is None else _with_cost(r, r.cost[rows]) for r in risks
+        ]
+    return out
+
+
+def _with_cost(risk, cost):
+    """A copy of a cost Risk with other per-row costs."""
+    new = copy.copy(risk)
+    new.cost = cost
+    return new
 
 
 def _min_calibration_size(alpha: float, delta: float, opt_fraction: float) -> int:

@@ -314,6 +314,8 @@ def budget_sweep(
     random_state: Any = 0,
     constraints: Any = None,
     cost: Any = None,
+    testing_order: str = "auto",
+    selection: str = "best",
 ) -> SweepResult:
     """Cascade performance against the delegation budget for every method.
 
@@ -390,6 +392,8 @@ def budget_sweep(
         ``{"harm": 0.0}``); see :func:`skctd.calibrate_threshold`.
     cost : array-like of shape (n,), optional
         Per-row costs of the pool, for ``"cost"`` / ``"cost_share"`` constraints.
+    testing_order, selection : str, default="auto", "best"
+        As in :func:`skctd.calibrate_threshold`.
 
     Returns
     -------
@@ -442,6 +446,8 @@ def budget_sweep(
         performance_risk=performance_risk,
         constraints=constraints,
         cost=cost,
+        testing_order=testing_order,
+        selection=selection,
         random_state=rng,  # drawn from only for betting p-values
     )
     fixed = ("replace", "average") if combine == "auto" else (combine,)

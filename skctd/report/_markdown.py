@@ -143,6 +143,7 @@ def render_markdown(
             ],
         )
     )
+    md.append(_guarantee_section(ev))
     md.append("\n## The paper's claims on these numbers\n")
     md.append(
         _table(
@@ -214,6 +215,8 @@ def render_markdown(
         "was too small) or never delegating had the best accuracy among the "
         "certified thresholds (the expert does not help enough).\n"
     )
+    if g.levels:
+        md.append(_constraint_violation_table(g))
 
     if ev.groups is not None:
         gt = ev.groups.table
@@ -285,6 +288,93 @@ def render_markdown(
     rows.insert(0, ["alphas", ", ".join(f"{a:.2f}" for a in np.asarray(s["alphas"]))])
     md.append(_table(["setting", "value"], [[k, _compact(v)] for k, v in rows]))
     return "\n".join(md)
+
+
+def _guarantee_section(ev: CascadeEvaluation) -> str:
+    """The certified guarantee of the saved cascade, and why it does not delegate."""
+    cr = ev.calibration
+    md = ["\n## Certified guarantee\n"]
+    if cr is None:
+        md.append("The cascade was not calibrated: it never delegates, no guarantee.\n")
+        return "\n".join(md)
+    sentence = cr.guarantee()
+    if sentence:
+        md.append(f"**{sentence}**\n")
+    else:
+        md.append(
+            "**No guarantee holds**: no threshold was certified, not even never "
+            "delegating (the probe alone does not meet every constraint on this "
+            "calibration data). The cascade falls back to the probe alone.\n"
+        )
+    i = cr.selected_index
+    rows = []
+    for name in cr.constraints:
+        what = (
+            f"at most {cr.alpha:g} of inputs are sent to the expert"
+            if name == "budget"
+            else cr.risk_descriptions.get(name, name)
+        )
+        pvalues = cr.risk_pvalues.get(name, cr.pvalues)
+        tested = cr.risks_test.get(name, cr.budget_risk_test)
+        rows.append([name, cr.levels.get(name, cr.alpha), what, pvalues[i], tested[i]])
+    md.append(
+        _table(
+            ["risk", "level", "certificate", "p-value (chosen)", "value on the test split"],
+            rows,
+        )
+    )
+    md.append(
+        f"\nOne calibration on {cr.n_opt} + {cr.n_test} rows (optimisation + test "
+        f"split), delta = {cr.delta:g}: every certified risk holds *together*, with "
+        f"probability >= {1 - cr.delta:g} over the draw of the calibration data, if "
+        "future inputs are exchangeable with it. A p-value of 0 at threshold +inf "
+        "means the risk holds surely when nothing is delegated. See the user guide, "
+        "page \"What is guaranteed\".\n"
+    )
+    if not cr.delegates:
+        why = ", ".join(cr.blocked_by) or "-"
+        text = (
+            f"\n**The cascade does not delegate** (threshold +inf). Blocked by: "
+            f"{why} (the risk whose p-value exceeded delta at the first threshold the "
+            "testing sequence could not certify)."
+        )
+        if np.isfinite(cr.rows_needed):
+            cal = math.ceil(cr.rows_needed * (cr.n_opt + cr.n_test) / max(cr.n_test, 1))
+            text += (
+                f" Rows needed: about {int(cr.rows_needed):,} test-split rows "
+                f"(~{cal:,} calibration rows) would certify the most promising "
+                "threshold, an estimate from the optimisation split's effect sizes."
+            )
+        elif np.isinf(cr.rows_needed):
+            text += (
+                " On the optimisation split no threshold that delegates looks within "
+                "the constraints at any sample size: more calibration data is "
+                "unlikely to help; the expert does not improve on the probe there."
+            )
+        md.append(text + "\n")
+    return "\n".join(md)
+
+
+def _constraint_violation_table(g) -> str:
+    rows = []
+    for k, label in (("budget_only", "budget-only"), ("pareto", "Pareto")):
+        for name, level in g.levels.items():
+            rows.append([
+                label, f"{name} <= {level:g}", g.risk_violation_rate[k][name],
+                g.risk_violation_se[k][name], float(np.nanmean(g.risk_values[k][name])),
+            ])
+        rows.append([label, "any of them or the budget", g.any_violation_rate[k],
+                     g.any_violation_se[k], None])
+    return (
+        "\n### Constraints\n\n"
+        + _table(["LTT variant", "constraint", "violation rate", "SE",
+                  "mean realised value"], rows)
+        + "\nShare of the splits whose chosen threshold was certified yet whose "
+        "evaluation part exceeds the constraint's level (splits where nothing was "
+        "certified carry no guarantee and are not counted). The realised value on a "
+        "finite evaluation part is noisy: a threshold whose true risk sits at the "
+        "level exceeds it on about half of the evaluation parts.\n"
+    )
 
 
 def _compact(v: Any) -> str:
