@@ -316,6 +316,7 @@ class Mode:
     combine: str
     constraints: tuple = ()  # ((risk name, level), ...)
     cv: int = 5  # folds of the out-of-fold probe scores behind the DV targets
+    reports: bool = True  # write a report folder (False: numbers in the summary only)
 
     def dv_probe(self, seed: int = 0):
         """The unfitted DV probe (the cascade's recipe for these options)."""
@@ -388,6 +389,18 @@ def modes() -> dict[str, Mode]:
             d["combine"],
             (("harm", 0.0),),
             cv=cv,
+        ),
+        # ablation: what the certificate costs (summary numbers only, no reports)
+        "skctd_noharm": Mode(
+            "skctd_noharm",
+            "skctd defaults without harm <= 0",
+            dv or "ridge",
+            d["dv_features"],
+            d.get("expert_calibration"),
+            d["combine"],
+            (),
+            cv=cv,
+            reports=False,
         ),
     }
 
@@ -541,6 +554,14 @@ def evaluate_mode(mode: Mode, y, p, e, dv, dvb, groups, cal, n_splits: int, n_re
     return ev, nums, md
 
 
+def _write(mode: Mode, ev, folder: Path, **kwargs) -> None:
+    """The report folder of one run, for the modes that have one."""
+    if mode.reports:
+        from skctd.report import write_report
+
+        write_report(ev, folder, **kwargs)
+
+
 def _fit_md(fit: dict) -> str:
     return (
         "| pool | MSE(d, v) | Spearman(d, v) | Spearman(uncertainty, v) | mean v |\n|---|---|---|---|---|\n"
@@ -597,8 +618,6 @@ def run_high_stakes(
     partial: bool = False,
 ) -> list[dict]:
     from sklearn.metrics import roc_auc_score
-
-    from skctd.report import write_report
 
     dev, te = load_split(data_dir, "hs_dev"), load_split(data_dir, "hs_test")
     e_dev = dev_judge(data_dir, cache, partial)
@@ -680,7 +699,8 @@ test {aurocs["probe_test"]:.4f} (dev {aurocs["probe_dev"]:.4f}).
             "dv_fit_seconds": round(float(s["seconds"]), 1),
             "dv_training_rows": n_dv,
         }
-        write_report(
+        _write(
+            mode,
             ev,
             out / mode.key / "high_stakes",
             title=f"CTD on the high-stakes data, SmolLM2 judge as the (weak) expert ({mode.title})",
@@ -770,8 +790,6 @@ def xstest_dv(mode: Mode, Z, y, e, keep, pf) -> dict:
 def run_xstest(data_dir: Path, cache: Path, out: Path, refit: bool, n_splits: int, n_repeats: int) -> list[dict]:
     from sklearn.metrics import roc_auc_score
 
-    from skctd.report import write_report
-
     b = load_split(data_dir, "xstest")
     y, n = b.label, len(b.label)
     Z = features(data_dir, cache, "xstest")
@@ -846,7 +864,8 @@ probe AUROC {aurocs["probe_crossfit"]:.4f} (accuracy {aurocs["probe_accuracy"]:.
                 "evaluation_seconds": round(t_eval, 1),
                 "dv_fit_seconds": round(float(d["seconds"]), 1),
             }
-            write_report(
+            _write(
+                mode,
                 ev,
                 out / mode.key / f"xstest_{name}",
                 title=f"CTD on XSTest, {name} refusals as the expert ({mode.title})",
@@ -980,7 +999,8 @@ def write_summary(out: Path, runs: list[dict], cache: Path, args_note: str) -> N
         applied = ""
         if m.constraints and not constraints_applied(m):
             applied = " (**not applied in this run**: the protocol had no `constraints=` yet)"
-        md.append(f"- **{m.title}** (`{m.key}/`): {m.describe()}{applied}.\n")
+        where = f"`{m.key}/`" if m.reports else "ablation, numbers in this summary only"
+        md.append(f"- **{m.title}** ({where}): {m.describe()}{applied}.\n")
     md.append(
         f"\nProtocol (both modes): every budget curve and claim is the mean over "
         f"{'/'.join(map(str, n_rep))} random calibration/evaluation splits of the test pool "
@@ -1039,6 +1059,29 @@ def write_summary(out: Path, runs: list[dict], cache: Path, args_note: str) -> N
         "defaults recalibrate them).\n"
     )
 
+    # --- ablation: the certificate
+    if any((n, "skctd_noharm") in by for n in names):
+        md.append(
+            f"\n### What the no-harm certificate costs (skctd defaults with / without harm <= 0, alpha = {TARGET_ALPHA:g})\n\n"
+            "Same DV probe and combine rule; only the certified harm constraint differs (the "
+            "run without it writes no report folder).\n\n"
+            "| run | CTD AUROC gain: with / without | CTD acc gain: with / without | CTD rate: with / "
+            "without | never below probe-only: with / without |\n|---|---|---|---|---|\n"
+        )
+        for n in names:
+            a, b = by.get((n, "skctd")), by.get((n, "skctd_noharm"))
+            if a is None or b is None:
+                continue
+            ha, hb = h(a), h(b)
+            md.append(
+                f"| {n} | {_pm(ha['ctd_minus_probe_only_auroc'], 100)} / "
+                f"{_pm(hb['ctd_minus_probe_only_auroc'], 100)} | "
+                f"{_pm(ha['ctd_minus_probe_only_accuracy'], 100)} / "
+                f"{_pm(hb['ctd_minus_probe_only_accuracy'], 100)} | {ha['ctd_rate'][0]:.3f} / "
+                f"{hb['ctd_rate'][0]:.3f} | {_verdict(a['claims']['ctd_ge_probe_only']['holds'])} / "
+                f"{_verdict(b['claims']['ctd_ge_probe_only']['holds'])} |\n"
+            )
+
     # --- targets
     md.append("\n## The issue's targets (many-split means, alpha = 0.3)\n\n")
     md.append("| target | mode | measured | met? |\n|---|---|---|---|\n")
@@ -1088,7 +1131,7 @@ def write_summary(out: Path, runs: list[dict], cache: Path, args_note: str) -> N
     md.append("| run | mode | rows | evaluation s | DV probe fits s |\n|---|---|---|---|---|\n")
     total = 0.0
     for n in names:
-        for mk in ("paper", "skctd"):
+        for mk in ms:
             r = by.get((n, mk))
             if r is None:
                 continue
