@@ -1,0 +1,269 @@
+"""Edge cases of skctd.calibration that mutation testing showed untested.
+
+Each test pins a behaviour that a mutant of ``skctd/calibration`` changed without
+any other test noticing (``python tools/mutation.py`` lists the survivors): exact
+boundaries of the split sizes and of ``min_test_size``, the parameter named in
+each error message, the dtype of empty results, the AUROC risk in blocks and
+with a single positive, the warnings' numbers, and the loop reference when
+nothing is certified.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+import skctd.calibration._risks as risks_module
+from skctd.calibration import (
+    binomial_pvalues,
+    bonferroni_test,
+    calibrate_budget_sweep,
+    calibrate_threshold,
+    fixed_sequence_test,
+    hoeffding_bentkus_pvalues,
+    min_test_size,
+    n_opt_rows,
+    reference_calibrate_threshold,
+)
+from skctd.calibration._grid import candidate_thresholds, threshold_bins
+
+
+def make_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    signal = rng.uniform(size=n)
+    probe = np.clip(0.5 + (2 * y - 1) * rng.normal(0.15, 0.3, n), 0, 1)
+    good = rng.uniform(size=n) < 0.4 + 0.6 * signal
+    expert = np.clip(np.where(good, y, 1 - y) + rng.normal(0, 0.1, n), 0, 1)
+    return signal, y, probe, expert
+
+
+def brute_min_test_size(alpha, delta):
+    n = 1
+    while (1.0 - alpha) ** n > delta:
+        n += 1
+    return n
+
+
+# ------------------------------------------------------------------ min_test_size
+def test_min_test_size_at_exact_powers_and_rounding_edges():
+    # delta = (1 - alpha)^k exactly: the ratio of logarithms lands on an integer,
+    # where the rounding guards of min_test_size decide the answer
+    cases = [(a, (1.0 - a) ** k) for a in (0.5, 0.1, 0.2, 0.3, 0.05) for k in range(1, 40)]
+    cases += [(a, 1.0 - a) for a in np.linspace(0.01, 0.99, 99)]
+    cases += [(0.5, 0.5), (0.9, 0.1), (0.1, 0.1), (0.2, 0.05)]
+    overshoots = 0
+    for alpha, delta in cases:
+        assert min_test_size(alpha, delta) == brute_min_test_size(alpha, delta), (
+            alpha,
+            delta,
+        )
+        start = max(1, math.ceil(math.log(delta) / math.log1p(-alpha)))
+        overshoots += start > brute_min_test_size(alpha, delta)
+    assert overshoots > 0  # the downward guard is exercised
+
+
+# ------------------------------------------------------------------ n_opt_rows
+@pytest.mark.parametrize(
+    "n, fraction, expected",
+    [(2, 0.1, 1), (2, 0.5, 1), (3, 0.5, 2), (3, 0.1, 1), (1000, 0.3, 300)],
+)
+def test_n_opt_rows_boundaries(n, fraction, expected):
+    assert n_opt_rows(n, opt_fraction=fraction) == expected
+
+
+@pytest.mark.parametrize("n, fraction", [(1, 0.3), (3, 0.9), (2, 0.8)])
+def test_n_opt_rows_leaves_a_test_row(n, fraction):
+    with pytest.raises(ValueError, match="Too few calibration rows"):
+        n_opt_rows(n, opt_fraction=fraction)
+
+
+# ------------------------------------------------------------------ error messages
+# every check names the parameter at the start of its message
+NAMED = [
+    (lambda: min_test_size(0.0, 0.1), "alpha must be a number"),
+    (lambda: min_test_size(0.1, 1.0), "delta must be a number"),
+    (lambda: hoeffding_bentkus_pvalues([0.1], 0, 0.2), "n must be a positive integer"),
+    (lambda: hoeffding_bentkus_pvalues([0.1], 10, 1.5), "alpha must be a number"),
+    (lambda: binomial_pvalues([1], 0, 0.2), "n must be a positive integer"),
+    (lambda: bonferroni_test([0.1], 0.0), "delta must be a number"),
+    (lambda: fixed_sequence_test([0.1], 2.0), "delta must be a number"),
+    (lambda: n_opt_rows(10, opt_fraction=0.0), "opt_fraction must be a number"),
+    (lambda: candidate_thresholds([0.1], 0), "n_thresholds must be a positive"),
+]
+
+
+@pytest.mark.parametrize("call, message", NAMED)
+def test_errors_name_the_parameter_first(call, message):
+    with pytest.raises(ValueError, match=f"^{message}"):
+        call()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (dict(alpha=0.0), "alpha must be a number"),
+        (dict(delta=1.0), "delta must be a number"),
+        (dict(n_thresholds=0), "n_thresholds must be a positive"),
+    ],
+)
+def test_entry_points_name_the_parameter_first(override, message):
+    signal, y, p, e = make_data(100)
+    kw = {"alpha": 0.2, "delta": 0.1, **override}
+    with pytest.raises(ValueError, match=f"^{message}"):
+        calibrate_threshold(signal, y, p, e, **kw)
+    with pytest.raises(ValueError, match=f"^{message}"):
+        reference_calibrate_threshold(
+            signal, y, p, e, opt_indices=np.arange(30), test_indices=np.arange(30, 100),
+            **kw,
+        )  # fmt: skip
+
+
+def test_bad_split_indices():
+    signal, y, p, e = make_data(100)
+    kw = dict(alphas=[0.2], delta=0.1)
+    for bad in ([], [[1, 2]], [0.5, 1.5]):
+        with pytest.raises(ValueError, match=r"splits\[0\] opt indices must be a non"):
+            calibrate_budget_sweep(
+                signal, y, p, e, splits=[(np.asarray(bad), np.arange(50, 100))], **kw
+            )
+    res = calibrate_budget_sweep(signal, y, p, e, n_splits=2, random_state=0, **kw)
+    with pytest.raises(ValueError, match="indices has 1 entries but there are 2"):
+        res.delegation_rate(signal, [np.arange(10)])
+
+
+# ------------------------------------------------------------------ dtypes
+def test_empty_families_keep_their_types():
+    empty = bonferroni_test(np.empty(0), 0.1)
+    assert empty.dtype == bool and empty.shape == (0,)
+    empty2 = bonferroni_test(np.empty((0, 3)), 0.1)
+    assert empty2.dtype == bool and empty2.shape == (0, 3)
+    assert isinstance(fixed_sequence_test([], 0.1), int)
+
+
+# ------------------------------------------------------------------ AUROC risk
+def test_auroc_risk_with_one_positive_is_defined():
+    rng = np.random.default_rng(0)
+    n = 50
+    y = np.zeros(n, dtype=int)
+    y[7] = 1  # a single positive: AUROC is defined, no warning
+    signal, p, d = rng.uniform(size=(3, n))
+    grid = candidate_thresholds(signal, 20)
+    bins = threshold_bins(signal, grid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        risks = risks_module.auroc_risks(bins, grid.size, y, p, d)
+    expected = [1 - roc_auc_score(y, np.where(signal > lam, d, p)) for lam in grid]
+    np.testing.assert_allclose(risks, expected, atol=1e-12)
+    assert len(set(np.round(risks, 12))) > 1
+
+
+def test_auroc_risk_in_small_blocks(monkeypatch):
+    # a tiny block size: the thresholds are computed a few at a time
+    signal, y, p, e = make_data(200, seed=3)
+    grid = candidate_thresholds(signal, 30)
+    bins = threshold_bins(signal, grid)
+    whole = risks_module.auroc_risks(bins, grid.size, y, p, e)
+    monkeypatch.setattr(risks_module, "_MATRIX_BLOCK", 3 * 2 * 200)  # 3 thresholds
+    blocked = risks_module.auroc_risks(bins, grid.size, y, p, e)
+    np.testing.assert_array_equal(blocked, whole)
+    expected = [1 - roc_auc_score(y, np.where(signal > lam, e, p)) for lam in grid]
+    np.testing.assert_allclose(blocked, expected, atol=1e-12)
+
+
+def test_callable_risk_gets_integer_labels_and_the_cascade_scores():
+    signal, y, p, e = make_data(300, seed=6)
+    seen = []
+
+    def risk(y_true, scores):
+        seen.append((y_true.dtype.kind, scores.copy()))
+        return float(np.mean((scores >= 0.5) != y_true))
+
+    res = calibrate_threshold(
+        signal, y, p, e, alpha=0.3, delta=0.1, performance_risk=risk, random_state=0
+    )
+    assert {kind for kind, _ in seen} == {"i"}
+    o = res.opt_indices
+    for j in (0, 10, res.thresholds.size - 1):
+        scores = seen[j][1]
+        expected = np.where(signal[o] > res.thresholds[j], e[o], p[o])
+        np.testing.assert_array_equal(np.sort(scores), np.sort(expected))
+    # the same risk as "accuracy"
+    acc = calibrate_threshold(signal, y, p, e, alpha=0.3, delta=0.1, random_state=0)
+    np.testing.assert_allclose(res.performance_risk_opt, acc.performance_risk_opt)
+
+
+# ------------------------------------------------------------------ warnings
+def test_fixed_sequence_warning_states_the_rule():
+    signal, y, p, e = make_data(20)
+    with pytest.warns(UserWarning) as rec:
+        calibrate_threshold(signal, y, p, e, alpha=0.1, delta=0.1, random_state=0)
+    msg = str(rec[0].message)
+    assert "((1 - alpha)^n <= delta)" in msg and "delta/" not in msg
+    assert msg.endswith("give more calibration data, or raise alpha or delta.")
+
+
+def test_bonferroni_warning_with_two_hypotheses():
+    # n_thresholds=1: the grid is +inf and the minimum, so Bonferroni tests m = 2
+    signal, y, p, e = make_data(40)
+    kw = dict(alpha=0.05, delta=0.1, fwer="bonferroni", pareto=False, n_thresholds=1)
+    with pytest.warns(UserWarning) as rec:
+        res = calibrate_threshold(signal, y, p, e, random_state=0, **kw)
+    assert res.pareto_mask.sum() == 2 and res.n_certified == 0
+    msg = str(rec[0].message)
+    assert "((1 - alpha)^n <= delta/2)" in msg
+    assert f"n={min_test_size(0.05, 0.05)} test-split rows" in msg
+
+
+# ------------------------------------------------------------------ the reference
+def test_reference_when_nothing_is_certified():
+    signal, y, p, e = make_data(30)
+    opt, test = np.arange(10), np.arange(10, 30)
+    for kwargs in (dict(), dict(pareto=False), dict(fwer="bonferroni")):
+        ref = reference_calibrate_threshold(
+            signal, y, p, e, alpha=0.05, delta=0.1, opt_indices=opt, test_indices=test,
+            **kwargs,
+        )  # fmt: skip
+        assert ref.n_certified == 0
+        assert ref.selected_index == 0 and ref.threshold == np.inf
+        np.testing.assert_array_equal(ref.opt_indices, opt)
+        np.testing.assert_array_equal(ref.test_indices, test)
+
+
+def test_reference_bonferroni_level_and_fixed_sequence_stop():
+    signal, y, p, e = make_data(400, seed=2)
+    opt, test = np.arange(120), np.arange(120, 400)
+    ref = reference_calibrate_threshold(
+        signal, y, p, e, alpha=0.3, delta=0.1, opt_indices=opt, test_indices=test,
+        fwer="bonferroni", pareto=False,
+    )  # fmt: skip
+    m = ref.pareto_mask.sum()
+    np.testing.assert_array_equal(ref.certified, ref.pvalues <= 0.1 / m)
+    k = np.rint(ref.budget_risk_test * 280).astype(int)
+    np.testing.assert_allclose(ref.pvalues, stats.binom.cdf(k, 280, 0.3))
+
+
+# ------------------------------------------------------------------ results
+def test_summary_names_the_method_and_repr_counts_uncertified():
+    signal, y, p, e = make_data(500)
+    res = calibrate_threshold(
+        signal, y, p, e, alpha=0.3, delta=0.1, pareto=False, random_state=0
+    )
+    lines = res.summary().split("\n")
+    assert lines[0] == "budget-only LTT (fixed_sequence), alpha=0.3, delta=0.1"
+    assert len(lines) == 4 and lines[1] == "  splits: n_opt=150, n_test=350"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = calibrate_budget_sweep(
+            signal[:40], y[:40], p[:40], e[:40], alphas=[0.05, 0.5], delta=0.1,
+            n_splits=3, random_state=0,
+        )  # fmt: skip
+    assert int((sweep.n_certified == 0).sum()) == 3
+    assert repr(sweep) == (
+        "BudgetSweepResult(n_splits=3, n_alphas=2, delta=0.1, uncertified=3)"
+    )

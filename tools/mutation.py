@@ -1,0 +1,172 @@
+"""Mutation testing of ``skctd/calibration`` with mutmut 3 against the fast tests.
+
+Usage (from the repository root, with the ``mutation`` extra installed)::
+
+    python tools/mutation.py                   # full run: every mutant, then a report
+    python tools/mutation.py --workdir DIR     # keep the work folder (reruns are
+                                               # incremental: only changed code)
+    python tools/mutation.py --max-children 8  # more parallel workers
+
+What it does:
+
+1. copies ``skctd/`` and the fast calibration tests -- ``tests/test_calibration.py``
+   and every ``tests/test_guarantee*.py`` (their tests not marked ``slow``) -- into
+   a work folder, with a ``setup.cfg`` that tells mutmut to mutate
+   ``skctd/calibration/*`` only and to run those tests plus the doctests of
+   ``skctd/calibration``;
+2. runs ``mutmut run`` there (mutmut forks one worker per mutant and runs only the
+   tests that reach the mutated function, fastest first, stopping at the first
+   failure);
+3. prints the survivors with their diffs, each tagged with the reason it is
+   accepted when it is a known equivalent mutant (``EQUIVALENT`` below), and exits
+   with status 1 when a survivor is not on that list.
+
+Two things are not mutated, by configuration: the ``stacklevel=`` of warnings
+(mutmut's trampolines add a stack frame, so the test that checks where warnings
+point, ``test_warnings_point_at_the_caller``, is deselected here) and the wording
+of messages (lines that start with a string literal: the fragments of error and
+warning messages; the tests check the names and numbers in them, not the prose).
+
+The run is slow on two cores (tens of minutes): it is not part of the default CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SETUP_CFG = """\
+[tool:pytest]
+addopts = --doctest-modules -p no:cacheprovider -m "not slow"
+    -k "not mutmut or mutmut_orig"
+doctest_optionflags = NORMALIZE_WHITESPACE ELLIPSIS NUMBER
+markers =
+    slow: long-running statistical or model tests (kept in CI)
+    llm: needs the llm extra (torch, transformers)
+filterwarnings =
+    ignore::DeprecationWarning:jupyter_client.*
+
+[mutmut]
+source_paths = skctd
+only_mutate = skctd/calibration/*
+pytest_add_cli_args_test_selection =
+{tests}
+    skctd/calibration
+pytest_add_cli_args =
+    --deselect=tests/test_calibration.py::test_warnings_point_at_the_caller
+do_not_mutate_patterns =
+    stacklevel=
+    ^\\s*f?r?["']
+"""
+
+# Survivors accepted as equivalent mutants: a pattern on "name: diff" -> the reason.
+# Each reason says why no test can tell the mutant from the original.
+EQUIVALENT: dict[str, str] = {
+    r"UserWarning,\n\+\s*None,": (
+        "warnings.warn(message, None) warns with UserWarning, the default category"
+    ),
+}
+
+
+def build_workdir(workdir: Path) -> None:
+    (workdir / "tests").mkdir(parents=True, exist_ok=True)
+    if (workdir / "skctd").exists():
+        shutil.rmtree(workdir / "skctd")
+    shutil.copytree(
+        ROOT / "skctd", workdir / "skctd", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    tests = ["tests/test_calibration.py"] + sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_guarantee*.py")
+    )
+    for name in ["tests/conftest.py", *tests]:
+        shutil.copy2(ROOT / name, workdir / name)
+    (workdir / "setup.cfg").write_text(
+        SETUP_CFG.format(tests="\n".join(f"    {t}" for t in tests))
+    )
+
+
+def mutmut(workdir: Path, *args: str, check: bool = True) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mutmut", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if check and proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
+        raise SystemExit(f"mutmut {' '.join(args)} failed ({proc.returncode})")
+    return proc.stdout
+
+
+def diff_of(workdir: Path, name: str) -> str:
+    text = mutmut(workdir, "show", name, check=False)
+    return "\n".join(
+        line
+        for line in text.splitlines()
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--report-only", action="store_true", help="report the last run in --workdir"
+    )
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="skctd-mutation-"))
+    workdir = workdir.resolve()
+    if not args.report_only:
+        build_workdir(workdir)
+        print(f"mutmut run in {workdir} ...", flush=True)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children",
+             str(args.max_children)],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )  # fmt: skip
+    results = mutmut(workdir, "results", "--all", "true")
+    status: dict[str, str] = {}
+    for line in results.splitlines():
+        m = re.match(r"\s*(\S+): (.+)$", line)
+        if m:
+            status[m.group(1)] = m.group(2).strip()
+    counts: dict[str, int] = {}
+    for s in status.values():
+        counts[s] = counts.get(s, 0) + 1
+    print("mutants:", len(status), counts)
+    survivors = [n for n, s in status.items() if s in ("survived", "no tests")]
+    unexplained = 0
+    for name in survivors:
+        diff = diff_of(workdir, name)
+        reason = next(
+            (r for pat, r in EQUIVALENT.items() if re.search(pat, diff)), None
+        )
+        unexplained += reason is None
+        tag = f"EQUIVALENT: {reason}" if reason else "SURVIVED"
+        print(f"\n=== {name} [{status[name]}] {tag}\n{diff}")
+    print(
+        f"\n{len(survivors)} survivors, {len(survivors) - unexplained} known "
+        f"equivalent, {unexplained} to look at (work folder: {workdir})"
+    )
+    return 1 if unexplained else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
