@@ -267,3 +267,159 @@ def test_summary_names_the_method_and_repr_counts_uncertified():
     assert repr(sweep) == (
         "BudgetSweepResult(n_splits=3, n_alphas=2, delta=0.1, uncertified=3)"
     )
+
+
+# ------------------------------------------------------------------ counting
+def test_rows_above_the_largest_candidate_are_counted():
+    # the largest finite threshold is the maximum of the optimisation split; test
+    # rows above it must count as delegated there
+    signal = np.concatenate([np.linspace(0.0, 0.5, 30), np.linspace(0.1, 0.9, 70)])
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 100)
+    p, e = rng.uniform(size=(2, 100))
+    opt, test = np.arange(30), np.arange(30, 100)
+    sweep = calibrate_budget_sweep(
+        signal, y, p, e, alphas=[0.5], delta=0.1, splits=[(opt, test)],
+        return_details=True,
+    )  # fmt: skip
+    res = sweep.details[0]
+    assert res.thresholds[1] == 0.5
+    k = (signal[test][None, :] > res.thresholds[:, None]).sum(1)
+    assert k[1] == np.sum(signal[test] > 0.5) > 0
+    np.testing.assert_array_equal(res.budget_risk_test, k / 70)
+    ref = reference_calibrate_threshold(
+        signal, y, p, e, alpha=0.5, delta=0.1, opt_indices=opt, test_indices=test
+    )
+    np.testing.assert_array_equal(res.budget_risk_test, ref.budget_risk_test)
+
+
+def test_split_checks_name_the_part_and_accept_one_row():
+    signal, y, p, e = make_data(100)
+    kw = dict(alphas=[0.2], delta=0.1)
+    good = np.arange(50, 100)
+    for bad in (np.array([], dtype=int), np.array([[1, 2]]), np.array([0.5, 1.5])):
+        with pytest.raises(ValueError, match=r"^splits\[0\] opt indices must be a non"):
+            calibrate_budget_sweep(signal, y, p, e, splits=[(bad, good)], **kw)
+        with pytest.raises(ValueError, match=r"^splits\[0\] test indices must be a non"):
+            calibrate_budget_sweep(signal, y, p, e, splits=[(np.arange(5), bad)], **kw)
+    with pytest.raises(ValueError, match=r"^splits is empty\.$"):
+        calibrate_budget_sweep(signal, y, p, e, splits=[], **kw)
+    one = calibrate_budget_sweep(
+        signal, y, p, e, splits=[(np.array([0]), np.arange(1, 100))], **kw
+    )
+    assert one.thresholds.shape == (1, 1) and one.n_test.tolist() == [99]
+
+
+# ------------------------------------------------------------------ sweep results
+def test_budget_only_never_delegates_at_an_uncertified_budget():
+    # with pareto=False the choice is "the last certified"; a budget where nothing
+    # is certified must not borrow the choice of another budget
+    signal, y, p, e = make_data(40)
+    with pytest.warns(UserWarning, match="Nothing was certified") as rec:
+        res = calibrate_budget_sweep(
+            signal, y, p, e, alphas=[0.05, 0.5], delta=0.1, n_splits=3,
+            random_state=0, pareto=False,
+        )  # fmt: skip
+    assert np.all(res.n_certified[:, 0] == 0) and np.all(res.n_certified[:, 1] > 1)
+    assert np.all(res.thresholds[:, 0] == np.inf)
+    assert np.all(np.isfinite(res.thresholds[:, 1]))
+    assert res.details is None  # only with return_details=True
+    msg = str(rec[0].message)
+    assert "Affected budgets: [0.05];" in msg and "smallest test split n=28." in msg
+
+
+def test_result_arrays_keep_their_dtypes():
+    signal, y, p, e = make_data(300)
+    res = calibrate_threshold(signal, y, p, e, alpha=0.3, delta=0.1, random_state=0)
+    assert res.certified.dtype == bool and res.pareto_mask.dtype == bool
+    out = fixed_sequence_test(np.empty((0, 3)), 0.1)
+    assert out.shape == (3,) and out.dtype == np.int64
+
+
+def test_delegation_rate_on_single_rows_and_bad_signal():
+    signal, y, p, e = make_data(200)
+    res = calibrate_budget_sweep(
+        signal, y, p, e, alphas=[0.3], delta=0.1, n_splits=2, random_state=0
+    )
+    rows = [np.array([int(np.argmax(signal))]), np.array([int(np.argmin(signal))])]
+    rates = res.delegation_rate(signal, rows)
+    expected = [[float(signal[r[0]] > res.thresholds[i, 0])] for i, r in enumerate(rows)]
+    np.testing.assert_array_equal(rates, expected)
+    assert rates[0, 0] == 1.0  # the largest signal is delegated
+    with pytest.raises(ValueError, match="^signal contains NaN"):
+        res.delegation_rate(np.array([0.1, np.nan]))
+
+
+# ------------------------------------------------------------------ risks
+def test_accuracy_risk_counts_a_score_of_one_half_as_positive():
+    # "predict 1 when s >= 0.5": a probe score of exactly 0.5 is a positive call
+    signal, y, _, e = make_data(300, seed=4)
+    p = np.where(np.arange(300) % 3 == 0, 0.5, np.where(y == 1, 0.8, 0.2))
+    res = calibrate_threshold(signal, y, p, e, alpha=0.3, delta=0.1, random_state=0)
+    o = res.opt_indices
+    for j in (0, 5, res.thresholds.size - 1):
+        s = np.where(signal[o] > res.thresholds[j], e[o], p[o])
+        assert res.performance_risk_opt[j] == pytest.approx(np.mean((s >= 0.5) != y[o]))
+
+
+class _Brier:  # a callable without __name__
+    def __call__(self, y_true, scores):
+        return float(np.mean((scores - y_true) ** 2))
+
+
+def test_risk_names_in_results():
+    signal, y, p, e = make_data(300)
+    kw = dict(alpha=0.3, delta=0.1, random_state=0)
+    assert calibrate_threshold(signal, y, p, e, **kw).performance_risk == "accuracy"
+    assert (
+        calibrate_threshold(signal, y, p, e, performance_risk="auroc", **kw)
+        .performance_risk == "auroc"
+    )  # fmt: skip
+
+    def brier(y_true, scores):
+        return float(np.mean((scores - y_true) ** 2))
+
+    assert calibrate_threshold(
+        signal, y, p, e, performance_risk=brier, **kw
+    ).performance_risk == "brier"  # fmt: skip
+    assert calibrate_threshold(
+        signal, y, p, e, performance_risk=_Brier(), **kw
+    ).performance_risk == "_Brier"  # fmt: skip
+
+
+def test_reference_callable_gets_integer_labels():
+    signal, y, p, e = make_data(200)
+    kinds = set()
+
+    def risk(y_true, scores):
+        kinds.add(y_true.dtype.kind)
+        return float(np.mean((scores >= 0.5) != y_true))
+
+    reference_calibrate_threshold(
+        signal, y.astype(float), p, e, alpha=0.3, delta=0.1, opt_indices=np.arange(60),
+        test_indices=np.arange(60, 200), performance_risk=risk,
+    )  # fmt: skip
+    assert kinds == {"i"}
+
+
+# ------------------------------------------------------------------ p = delta exactly
+def test_a_pvalue_equal_to_delta_is_certified():
+    # P(Bin(2, 0.5) <= 0) = 0.25 exactly: at delta = 0.25 "never delegate" is
+    # certified (p <= delta), by the fast path and by the reference alike
+    signal = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    y = np.array([0, 1, 0, 1, 0])
+    p = np.full(5, 0.4)
+    e = np.full(5, 0.6)
+    opt, test = np.array([3, 4, 2]), np.array([0, 1])  # test rows below every candidate
+    for fwer, delta in (("fixed_sequence", 0.25), ("bonferroni", 0.5)):
+        kw = dict(alpha=0.5, delta=delta, fwer=fwer, pareto=False, n_thresholds=1)
+        ref = reference_calibrate_threshold(
+            signal, y, p, e, opt_indices=opt, test_indices=test, **kw
+        )
+        fast = calibrate_budget_sweep(
+            signal, y, p, e, alphas=[0.5], delta=delta, fwer=fwer, pareto=False,
+            n_thresholds=1, splits=[(opt, test)], return_details=True,
+        ).details[0]  # fmt: skip
+        assert ref.pvalues[0] == 0.25 and ref.pareto_mask.sum() == 2
+        for res in (ref, fast):
+            assert res.certified.tolist() == [True, True], fwer

@@ -175,9 +175,11 @@ def test_run_with_local_judge(data_files, tiny_llama_path, tmp_path):
     cascade = info["cascade"]
     assert cascade.featurizer.cache is None and cascade.featurizer_.cache is None
     assert ev.calibration is cascade.calibration_
-    # the judge's scores are probabilities
-    table = ev.sweep.table
-    assert np.all((table["accuracy"] >= 0) & (table["accuracy"] <= 1))
+    # the baselines that never delegate, or always do, do not depend on the budget
+    for method in ("probe_only", "expert_only"):
+        for metric in ("accuracy", "auroc"):
+            _, values, _ = ev.sweep.curve(method, metric)
+            np.testing.assert_allclose(values, values[0])
 
 
 def test_run_with_openai_server_and_failures(data_files, tiny_llama_path, tmp_path):

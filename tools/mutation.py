@@ -9,7 +9,7 @@ Usage (from the repository root, with the ``mutation`` extra installed)::
 
 What it does:
 
-1. copies ``skctd/`` and the fast calibration tests -- ``tests/test_calibration.py``
+1. copies ``skctd/`` and the fast calibration tests -- ``tests/test_calibration*.py``
    and every ``tests/test_guarantee*.py`` (their tests not marked ``slow``) -- into
    a work folder, with a ``setup.cfg`` that tells mutmut to mutate
    ``skctd/calibration/*`` only and to run those tests plus the doctests of
@@ -83,9 +83,11 @@ def build_workdir(workdir: Path) -> None:
     shutil.copytree(
         ROOT / "skctd", workdir / "skctd", ignore=shutil.ignore_patterns("__pycache__")
     )
-    tests = ["tests/test_calibration.py"] + sorted(
-        str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_guarantee*.py")
-    )
+    tests = [
+        str(p.relative_to(ROOT))
+        for pattern in ("test_calibration*.py", "test_guarantee*.py")
+        for p in sorted((ROOT / "tests").glob(pattern))
+    ]
     for name in ["tests/conftest.py", *tests]:
         shutil.copy2(ROOT / name, workdir / name)
     (workdir / "setup.cfg").write_text(

@@ -8,7 +8,7 @@ Usage (from the repository root)::
 For each bug, the package and the tests are copied to a temporary folder, one
 source line is replaced (the script fails if that line is not found exactly once,
 so it notices when the code it patches has moved), and pytest runs
-``tests/test_calibration.py``, ``tests/test_guarantee*.py`` and the doctests of
+``tests/test_calibration*.py``, ``tests/test_guarantee*.py`` and the doctests of
 ``skctd/calibration`` on the copy. It prints, per bug, how many tests failed and
 how many of them are guarantee tests (``test_guarantee*.py``), and exits with
 status 1 if some bug makes no test fail. The unpatched copy runs first: it must
@@ -76,18 +76,20 @@ def copy_tree(dest: Path) -> None:
         ROOT / "skctd", dest / "skctd", ignore=shutil.ignore_patterns("__pycache__")
     )
     (dest / "tests").mkdir()
-    for p in [ROOT / "tests" / "conftest.py", ROOT / "tests" / "test_calibration.py"]:
-        shutil.copy2(p, dest / "tests" / p.name)
-    for p in (ROOT / "tests").glob("test_guarantee*.py"):
-        shutil.copy2(p, dest / "tests" / p.name)
+    shutil.copy2(ROOT / "tests" / "conftest.py", dest / "tests" / "conftest.py")
+    for pattern in ("test_calibration*.py", "test_guarantee*.py"):
+        for p in (ROOT / "tests").glob(pattern):
+            shutil.copy2(p, dest / "tests" / p.name)
     shutil.copy2(ROOT / "setup.cfg", dest / "setup.cfg")
 
 
 def run_tests(dest: Path, fast: bool) -> tuple[int, int, list[str]]:
     """(failed, total, failing test ids) of the calibration tests on ``dest``."""
-    tests = ["tests/test_calibration.py"] + sorted(
-        f"tests/{p.name}" for p in (dest / "tests").glob("test_guarantee*.py")
-    )
+    tests = [
+        f"tests/{p.name}"
+        for pattern in ("test_calibration*.py", "test_guarantee*.py")
+        for p in sorted((dest / "tests").glob(pattern))
+    ]
     cmd = [
         sys.executable, "-m", "pytest", *tests, "skctd/calibration",
         "-q", "-rf", "-p", "no:cacheprovider", "--tb=no",
