@@ -24,6 +24,12 @@ Two measurements:
    the loop baseline. The last two are timed on a subset of the splits and scaled
    to the full count (the table says so).
 
+3. Several risks (the no-harm certificate and friends): per-split time of
+   ``calibrate_budget_sweep`` at n_cal = 800 (opt 240 / test 560) and 20 budgets,
+   budget only next to budget + harm (sign test), budget + harm at epsilon > 0
+   (betting p-value), budget + harm + miss and budget + cost, with the ratio to
+   budget only.
+
 Timings are wall-clock, best of ``--repeat`` runs; they depend on machine load.
 """
 
@@ -215,6 +221,57 @@ def bench_sweep(n_splits, repeat, loop_splits, per_call_splits):
     return t_sweep, t_per, t_loop, same_per, same_loop
 
 
+def bench_constraints(n_splits, repeat):
+    n, n_alphas = 800, 20
+    print(
+        f"\n3) several risks: calibrate_budget_sweep, n_cal={n} (opt 240 / test 560), "
+        f"{n_alphas} budgets, {n_splits} splits, delta=0.1; time per split"
+    )
+    signal, y, p, e = make_data(n, seed=3)
+    cost = np.minimum((1 - np.random.default_rng(3).uniform(size=n)) ** (-1 / 1.5), 40)
+    rng = np.random.default_rng(0)
+    splits = []
+    for _ in range(n_splits):
+        perm = rng.permutation(n)
+        splits.append((np.sort(perm[:240]), np.sort(perm[240:])))
+    alphas = np.linspace(0.05, 0.95, n_alphas)
+    cases = {
+        "budget only": {},
+        "budget + harm<=0 (sign test)": {"constraints": {"harm": 0.0}},
+        "budget + harm<=0.01 (betting)": {"constraints": {"harm": 0.01}},
+        "budget + harm<=0 + miss<=0.2": {"constraints": {"harm": 0.0, "miss": 0.2}},
+        "budget + cost<=1 (betting)": {"constraints": {"cost": 1.0}, "cost": cost},
+    }
+    header = f"{'risks':<32} | {'ms / split':>10} | {'vs budget only':>14}"
+    print(header)
+    print("-" * len(header))
+    # interleaved repeats (every case once per round), best of each: the ratios
+    # then compare runs made under the same machine load
+    times = dict.fromkeys(cases, np.inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeat):
+            for label, kw in cases.items():
+                t0 = time.perf_counter()
+                calibrate_budget_sweep(
+                    signal,
+                    y,
+                    p,
+                    e,
+                    alphas=alphas,
+                    delta=0.1,
+                    splits=splits,
+                    random_state=0,
+                    **kw,
+                )
+                t = 1000 * (time.perf_counter() - t0) / n_splits
+                times[label] = min(times[label], t)
+    base = times["budget only"]
+    for label, ms in times.items():
+        print(f"{label:<32} | {ms:>10.2f} | {ms / base:>13.1f}x")
+    return times
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -245,6 +302,7 @@ def main(argv=None):
         sizes, args.repeat, loop_limit=10**5, performance_risk="auroc", title="1b)"
     )
     sweep = bench_sweep(n_splits, args.repeat, loop_splits, per_call_splits)
+    bench_constraints(n_splits, args.repeat)
     ok = all(r[3] for r in rows) and sweep[3] and sweep[4]
     print("\nall thresholds agree" if ok else "\nMISMATCH between implementations")
     return 0 if ok else 1

@@ -22,6 +22,8 @@ _PUBLIC = {
     # statistics (pure numpy / scipy)
     "binomial_pvalues": "calibration",
     "hoeffding_bentkus_pvalues": "calibration",
+    "betting_pvalues": "calibration",
+    "sign_test_pvalues": "calibration",
     "fixed_sequence_test": "calibration",
     "bonferroni_test": "calibration",
     "pareto_efficient": "calibration",
@@ -30,6 +32,7 @@ _PUBLIC = {
     "calibrate_budget_sweep": "calibration",
     "min_test_size": "calibration",
     "CalibrationResult": "calibration",
+    "Risk": "calibration",
     "delegation_value": "delegation",
     "effective_delegation_capacity": "delegation",
     "uncertainty_signal": "delegation",
@@ -47,6 +50,10 @@ _PUBLIC = {
     # estimators
     "CalibratedDelegationCascade": "cascade",
     "ActivationTransformer": "llm",
+    # saving and loading fitted cascades (loading a model file runs code)
+    "save": "_persistence",
+    "load": "_persistence",
+    "read_manifest": "_persistence",
     # evaluation reports
     "evaluate_cascade": "evaluation",
     "CascadeEvaluation": "evaluation",

@@ -641,6 +641,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     # ---------------------------------------------------------------- internals
     def _validate_X_y(self, X, y, reset=True):
         if self.featurizer is None:
+            _refuse_raw_inputs(X)
             return validate_data(self, X, y, reset=reset)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
@@ -648,6 +649,7 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
 
     def _validate_X(self, X):
         if self.featurizer is None:
+            _refuse_raw_inputs(X)
             return validate_data(self, X, reset=False)
         return X
 
@@ -732,12 +734,26 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
 
     def _expert_scores_for(self, X, idx, expert_scores, *, fallback):
         """Expert scores of the rows ``idx``; failures take the ``fallback`` score."""
+        errors = []
         if expert_scores is not None:
             e = expert_scores[idx].copy()
         else:
             e, report = self.expert_.score_with_report(_safe_indexing(X, idx))
             self.expert_report_.merge(report)
+            errors = report.errors
         missing = np.isnan(e)
+        if missing.size and missing.all():
+            source = "expert_scores is NaN" if expert_scores is not None else (
+                "the expert failed"
+            )
+            why = f" ({'; '.join(errors[:3])})" if errors else ""
+            warnings.warn(
+                f"{source} on all {missing.size} of {missing.size} rows{why}: the "
+                "probe score stands in for every one, so the cascade learns nothing "
+                "from the expert. Check the expert before trusting this cascade.",
+                UserWarning,
+                stacklevel=4,
+            )
         e[missing] = fallback[missing]
         return e
 
@@ -750,3 +766,23 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
             tags.input_tags.two_d_array = inner.two_d_array
             tags.input_tags.allow_nan = inner.allow_nan
         return tags
+
+
+def _refuse_raw_inputs(X) -> None:
+    """A clear error for texts or conversations given without a featurizer."""
+    first = None
+    if isinstance(X, str):
+        first = X
+    elif isinstance(X, (list, tuple)) and len(X):
+        first = X[0]
+    elif isinstance(X, np.ndarray) and X.dtype.kind in "OUS" and X.size:
+        first = X.reshape(-1)[0]
+    raw = isinstance(first, str) or (
+        isinstance(first, (list, tuple)) and len(first) and isinstance(first[0], dict)
+    )
+    if raw:
+        raise ValueError(
+            "X holds raw inputs (texts or conversations) but the cascade has no "
+            "featurizer: pass featurizer= (e.g. skctd.ActivationTransformer(...)) to "
+            "turn them into the probes' features, or give numeric features."
+        )

@@ -17,14 +17,26 @@ Faults are injected per request, to show what the client does:
 - ``server.add_rule(substring, fault, times=None)``: requests whose prompt contains
   ``substring`` get ``fault`` (``times`` of them, or always).
 
-A fault is a dict with any of ``status`` (an HTTP error code), ``retry_after``
-(the ``Retry-After`` header, in seconds), ``delay`` (seconds to wait before
-answering, e.g. past the client's timeout), ``malformed`` (send a 200 with a body
-that is not JSON) and ``body`` (the body to send with ``status``).
+- ``server.add_periodic(n, fault)``: every ``n``-th request (in arrival order,
+  counted from the last ``reset``) gets ``fault``; the first periodic rule that
+  matches wins, and rules win over ``push_faults``.
 
-The server records every request (``server.requests``), the ``Authorization``
-headers it saw, and the largest number of requests in flight at once
-(``server.max_in_flight``).
+A fault is a dict with any of ``status`` (an HTTP status), ``retry_after`` (the
+``Retry-After`` header, sent as given: ``"nan"``, ``"-3"`` or ``"soon"`` test a
+client's parsing), ``location`` (the ``Location`` header, e.g. a redirect to
+another server), ``delay`` (seconds to wait before answering, e.g. past the
+client's timeout), ``malformed`` (a 200 whose body is cut JSON), ``body`` (the body
+to send, with ``status`` or as a 200), ``no_logprobs`` (a 200 chat completion
+without ``logprobs``), ``no_choices`` (a 200 JSON object without ``choices``),
+``top`` (how many alternatives to return, overriding the request's
+``top_logprobs``: ``0`` returns only the chosen token) and ``options`` (the
+``[(token, logprob), ...]`` to answer instead of the responder's).
+
+The server records every request (``server.requests``), those answered with a
+full chat completion (``server.completions``), the ``Authorization``
+header of each request (``server.authorizations``), the requests per input
+(``server.requests_per_input()``) and the largest number of requests in flight at
+once (``server.max_in_flight``).
 
 Usage::
 
@@ -110,6 +122,14 @@ class _Handler(BaseHTTPRequestHandler):
             with owner._lock:
                 owner._in_flight -= 1
 
+    def do_GET(self) -> None:  # noqa: N802 - a redirected POST may arrive as a GET
+        owner = self.server.owner
+        with owner._lock:
+            owner.requests.append({"method": "GET"})
+            owner.paths.append(self.path)
+            owner.authorizations.append(self.headers.get("Authorization"))
+        self._send(405, b'{"error": {"message": "use POST"}}')
+
     def _handle(self, owner: OpenAITestServer, raw: bytes) -> None:
         try:
             request = json.loads(raw)
@@ -119,9 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = json.dumps(request.get("messages", []))
         with owner._lock:
             owner.requests.append(request)
+            owner.paths.append(self.path)
             owner.authorizations.append(self.headers.get("Authorization"))
             fault = owner._next_fault(prompt)
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        if self.path.rstrip("/") not in owner.paths_served:
             self._send(404, b'{"error": {"message": "not found"}}')
             return
         delay = owner.delay + float(fault.get("delay", 0.0))
@@ -131,6 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {}
             if "retry_after" in fault:
                 headers["Retry-After"] = str(fault["retry_after"])
+            if "location" in fault:
+                headers["Location"] = str(fault["location"])
             body = fault.get("body") or json.dumps(
                 {"error": {"message": f"injected {fault['status']}"}}
             )
@@ -139,12 +162,20 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.get("malformed"):
             self._send(200, b'{"id": "x", "choices": [{"logprobs": ')
             return
-        k = int(request.get("top_logprobs") or 0)
-        options = owner.responder(request)
+        if "body" in fault:
+            self._send(200, str(fault["body"]).encode("utf-8"))
+            return
+        if fault.get("no_choices"):
+            self._send(200, b'{"id": "x", "object": "chat.completion"}')
+            return
+        k = int(fault.get("top", request.get("top_logprobs") or 0))
+        options = fault.get("options") or owner.responder(request)
         top = [
             {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))}
             for t, lp in options[: max(k, 1)]
         ]
+        if fault.get("top") == 0:
+            top = []
         token, logprob = options[0]
         response = {
             "id": f"chatcmpl-{len(owner.requests)}",
@@ -156,13 +187,15 @@ class _Handler(BaseHTTPRequestHandler):
                     "index": 0,
                     "message": {"role": "assistant", "content": token},
                     "finish_reason": "length",
-                    "logprobs": {
+                    "logprobs": None
+                    if fault.get("no_logprobs")
+                    else {
                         "content": [
                             {
                                 "token": token,
                                 "logprob": logprob,
                                 "bytes": list(token.encode("utf-8")),
-                                "top_logprobs": top if k else [],
+                                "top_logprobs": top if k or "top" in fault else [],
                             }
                         ]
                     },
@@ -175,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         self._send(200, json.dumps(response).encode("utf-8"))
+        with owner._lock:
+            owner.completions.append(request)
 
 
 class _Server(ThreadingHTTPServer):
@@ -213,7 +248,12 @@ class OpenAITestServer:
         self.responder = responder or tagged_responder
         self.delay = float(delay)
         self.requests: list[dict[str, Any]] = []
+        self.completions: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.paths_served = {"/v1/chat/completions"}
         self.authorizations: list[str | None] = []
+        self._periodic: list[tuple[int, dict[str, Any]]] = []
+        self._count = 0
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -235,7 +275,38 @@ class OpenAITestServer:
         with self._lock:
             self._rules.append([substring, dict(fault), times])
 
+    def add_periodic(self, n: int, fault: dict[str, Any]) -> None:
+        """Every ``n``-th request (1-based arrival order) gets ``fault``."""
+        with self._lock:
+            self._periodic.append((int(n), dict(fault)))
+
+    def requests_per_input(
+        self, marker: str = "", *, completed: bool = False
+    ) -> dict[str, int]:
+        """How many requests each input got: the last user message's text
+        between ``Interaction: `` and the next blank line (the default
+        template), or the whole message; only messages containing ``marker``.
+        ``completed=True`` counts only the requests answered with a chat
+        completion (no injected status, cut body or partial answer)."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            requests = list(self.completions if completed else self.requests)
+        for request in requests:
+            if "messages" not in request:
+                continue
+            text = str((request.get("messages") or [{}])[-1].get("content", ""))
+            if marker not in text:
+                continue
+            if "Interaction: " in text:
+                text = text.split("Interaction: ", 1)[1].split("\n\n", 1)[0]
+            counts[text] = counts.get(text, 0) + 1
+        return counts
+
     def _next_fault(self, prompt: str) -> dict[str, Any]:
+        self._count += 1
+        for n, fault in self._periodic:
+            if self._count % n == 0:
+                return fault
         for rule in self._rules:
             substring, fault, times = rule
             if substring in prompt and (times is None or times > 0):
@@ -248,9 +319,13 @@ class OpenAITestServer:
         """Forget requests, faults, rules and the in-flight maximum."""
         with self._lock:
             self.requests.clear()
+            self.completions.clear()
+            self.paths.clear()
             self.authorizations.clear()
             self._faults.clear()
             self._rules.clear()
+            self._periodic.clear()
+            self._count = 0
             self.max_in_flight = 0
 
     # -- life cycle -------------------------------------------------------------------

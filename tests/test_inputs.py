@@ -4,6 +4,7 @@ read_dataset accept and reject exactly the same rows."""
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -86,11 +87,9 @@ def server():
         yield srv
 
 
-def _accepts_openai(server, row):
-    judge = OpenAIJudge(
-        "m", base_url=server.base_url, on_error="fallback", max_retries=0
-    )
-    return judge.score([row])
+def _accepts_openai(server, row, on_error="raise"):
+    judge = OpenAIJudge("m", base_url=server.base_url, on_error=on_error, max_retries=0)
+    return judge.score_with_report([row])[0]
 
 
 def _accepts_dataset(tmp_path, row):
@@ -116,8 +115,14 @@ def test_openai_judge_and_reader_reject(key, server, tmp_path):
     row, match = BAD[key]
     server.reset()
     with pytest.raises((ValueError, TypeError), match=match):
-        _accepts_openai(server, row)  # whatever on_error says
+        _accepts_openai(server, row)
     assert server.requests == []
+    # under on_error="fallback" the row fails alone, counted (issue 11, item 4)
+    judge = OpenAIJudge("m", base_url=server.base_url, on_error="fallback")
+    scores, report = judge.score_with_report([GOOD["text"], row])
+    assert np.isfinite(scores[0]) and np.isnan(scores[1])
+    assert report.failed_rows == [1] and any(re.search(match, e) for e in report.errors)
+    assert len(server.requests) == 1
     with pytest.raises(ValueError, match=r"line 1|missing field"):
         _accepts_dataset(tmp_path, row)
 
@@ -148,7 +153,7 @@ def test_local_models_reject_the_same_rows(key, tiny_llama_path):
 
     row, match = BAD[key]
     encoder = ActivationTransformer(tiny_llama_path, device="cpu", progress=False)
-    judge = TransformersJudge(tiny_llama_path, device="cpu", on_error="fallback")
+    judge = TransformersJudge(tiny_llama_path, device="cpu")
     for call in (encoder.fit, encoder.transform, judge.score):
         with pytest.raises((ValueError, TypeError), match=r"X\[1\].*" + match):
             call([GOOD["text"], row])

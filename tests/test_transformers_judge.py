@@ -324,8 +324,15 @@ def test_labels_starting_with_the_same_token_are_rejected(judge_llama_path):
 
 
 def test_bad_inputs_name_the_row(judge_llama_path):
-    with pytest.raises(ValueError, match="1"):
-        make_judge(judge_llama_path, on_error="fallback").score(["ok", ""])
+    with pytest.raises(ValueError, match=r"X\[1\]"):
+        make_judge(judge_llama_path).score(["ok", ""])
+    # under on_error="fallback" a row no judge can read is a counted failure
+    scores, report = make_judge(judge_llama_path, on_error="fallback").score_with_report(
+        ["ok", ""]
+    )
+    assert np.isfinite(scores[0]) and np.isnan(scores[1])
+    assert report.failed_rows == [1] and report.n_failed == 1
+    assert any("X[1] is an empty" in e for e in report.errors)
 
 
 # -- the same judgement through the OpenAI-compatible client -------------------------------

@@ -16,27 +16,32 @@ the 2n candidate scores (probe and expert) once and then costs O(n) per threshol
 There is no Python loop over thresholds or rows, except around a user-supplied
 ``performance_risk`` callable.
 
+With ``constraints`` each threshold also carries other risks (harm, error,
+miss, cost, user losses; ``_constraints.py``), tested together with the budget
+in an order fixed on the optimisation split (``_joint.py``).
+
 The building blocks live in sibling modules (p-values, FWER procedures, the Pareto
-filter, the grid, the performance risks, the results); this module is the
-procedure: :func:`calibrate_threshold` runs it once and
+filter, the grid, the performance risks, the constraints, the results); this
+module is the procedure: :func:`calibrate_threshold` runs it once and
 :func:`calibrate_budget_sweep` runs it for many budgets and many random splits at
 once (the evaluation protocol of the paper).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skctd.calibration._fwer import bonferroni_test, fixed_sequence_test
+from skctd.calibration._constraints import check_constraints, prepare_risks
 from skctd.calibration._grid import candidate_thresholds, count_above, threshold_bins
-from skctd.calibration._pareto import pareto_efficient
-from skctd.calibration._pvalues import binomial_pvalues, min_test_size
+from skctd.calibration._joint import SELECTIONS, TESTING_ORDERS, run_split
+from skctd.calibration._pvalues import min_test_size
 from skctd.calibration._results import BudgetSweepResult, CalibrationResult
 from skctd.calibration._risks import (
     accuracy_risks,
@@ -62,8 +67,27 @@ _COMBINE = ("replace", "average")
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
-def _check_options(n_thresholds, performance_risk, fwer, combine, opt_fraction):
+def _check_options(
+    n_thresholds,
+    performance_risk,
+    fwer,
+    combine,
+    opt_fraction,
+    testing_order="auto",
+    selection="best",
+):
     n_thresholds = check_positive_int(n_thresholds, "n_thresholds")
+    if testing_order not in TESTING_ORDERS:
+        raise ValueError(
+            f"testing_order must be one of {TESTING_ORDERS}, got {testing_order!r}."
+        )
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
+    if selection == "one_se" and performance_risk != "accuracy":
+        raise ValueError(
+            "selection='one_se' needs performance_risk='accuracy' (the standard "
+            "error is that of a per-row loss); use selection='best' otherwise."
+        )
     if not callable(performance_risk) and performance_risk not in _PERFORMANCE_RISKS:
         raise ValueError(
             f"performance_risk must be one of {_PERFORMANCE_RISKS} or a callable "
@@ -82,28 +106,33 @@ class _OptStage:
     thresholds: np.ndarray
     budget: np.ndarray
     performance: np.ndarray
-    tested: np.ndarray
+    bins: np.ndarray
+    correctness_change: np.ndarray | None = None
 
 
 def _opt_stage(
     sig,
     y,
     p,
-    e,
+    d,
     *,
     n_thresholds,
     performance_risk,
-    pareto,
-    combine,
     need_performance=True,
+    need_change=False,
 ) -> _OptStage:
-    """Grid, empirical risks and Pareto filter on the optimisation split."""
+    """Grid and empirical budget / performance risks on the optimisation split.
+
+    ``d`` is the score of a delegated row (expert, or expert-probe mean).
+    ``correctness_change`` (with ``need_change``): per threshold, the number of
+    delegated rows whose correctness at 0.5 differs between probe and ``d`` (the
+    one-standard-error rule needs it).
+    """
     n = sig.shape[0]
     grid = candidate_thresholds(sig, n_thresholds)
     bins = threshold_bins(sig, grid)
     k = count_above(bins, grid)
     budget = k / n
-    d = e if combine == "replace" else 0.5 * (e + p)
     if not need_performance:
         perf = np.full(grid.shape[0], np.nan)
     elif performance_risk == "accuracy":
@@ -114,45 +143,12 @@ def _opt_stage(
         order = np.argsort(sig, kind="stable")
         start = n - k  # rows order[start:] have signal > threshold
         perf = callable_risks(performance_risk, start, y[order], p[order], d[order])
-    if pareto:
-        tested = pareto_efficient(np.column_stack([budget, perf]))
-    else:
-        tested = np.ones(grid.shape[0], dtype=bool)
-    return _OptStage(grid, budget, perf, tested)
-
-
-def _test_stage(test_signal, opt: _OptStage, alphas, delta, *, fwer, pareto):
-    """Binomial tests on the test split for every budget at once.
-
-    Returns k (per threshold), p-values and certified masks of shape
-    (n_thresholds, n_alphas) (NaN / False off the tested set), and the index of the
-    chosen threshold per budget (0, i.e. +inf, when nothing is certified).
-    """
-    n_test = test_signal.shape[0]
-    grid = opt.thresholds
-    k = count_above(threshold_bins(test_signal, grid), grid)
-    idx = np.flatnonzero(opt.tested)  # already ordered conservative -> aggressive
-    pv_t = binomial_pvalues(k[idx, None], n_test, alphas[None, :])
-    if fwer == "fixed_sequence":
-        n_cert = fixed_sequence_test(pv_t, delta)  # per budget: a prefix of idx
-        cert_t = np.arange(idx.size)[:, None] < n_cert[None, :]
-    else:
-        cert_t = bonferroni_test(pv_t, delta)
-    any_cert = cert_t.any(axis=0)
-    if pareto:
-        # lowest optimisation-split performance risk; argmin returns the first
-        # minimum, i.e. the largest threshold among ties
-        masked = np.where(cert_t, opt.performance[idx, None], np.inf)
-        choice_t = np.argmin(masked, axis=0)
-    else:
-        # most aggressive certified = last certified in the descending order
-        choice_t = idx.size - 1 - np.argmax(cert_t[::-1], axis=0)
-    chosen = np.where(any_cert, idx[choice_t], 0)
-    pvalues = np.full((grid.shape[0], alphas.shape[0]), np.nan)
-    pvalues[idx] = pv_t
-    certified = np.zeros((grid.shape[0], alphas.shape[0]), dtype=bool)
-    certified[idx] = cert_t
-    return k, pvalues, certified, chosen, any_cert
+    change = None
+    if need_change:
+        yb = y.astype(bool)
+        flips = ((p >= 0.5) != yb) != ((d >= 0.5) != yb)
+        change = np.rint(count_above(bins, grid, flips.astype(float)))
+    return _OptStage(grid, budget, perf, bins, change)
 
 
 def _no_certification_message(n_test, alpha, delta, n_tested=1) -> str:
@@ -166,6 +162,84 @@ def _no_certification_message(n_test, alpha, delta, n_tested=1) -> str:
         f"least n={min_test_size(alpha, level)} test-split rows ({rule}); give "
         "more calibration data, or raise alpha or delta."
     )
+
+
+def _rows_phrase(rows_needed: float, n_opt: int, n_test: int, which: str) -> str:
+    """'about N test-split rows (~M calibration rows)' for an estimate."""
+    if np.isnan(rows_needed):
+        return "no estimate of the rows needed"
+    if not np.isfinite(rows_needed):
+        return (
+            f"on the optimisation split no {which} looks within the constraints at "
+            "any sample size, so more calibration data is unlikely to change this"
+        )
+    cal = int(math.ceil(rows_needed * (n_opt + n_test) / max(n_test, 1)))
+    return (
+        f"an estimate from the optimisation split's effect sizes says about "
+        f"{int(rows_needed):,} test-split rows (~{cal:,} calibration rows at this "
+        f"opt/test ratio) would certify the most promising threshold"
+    )
+
+
+def _joint_messages(result: CalibrationResult, n_tested: int = 1) -> list[str]:
+    """The warnings of a calibration with constraints besides the budget."""
+    extra = [c for c in result.constraints if c != "budget"]
+    if not extra:
+        return []
+    messages = []
+    blocked = ", ".join(result.blocked_by) or "none"
+    rows = _rows_phrase(
+        result.rows_needed,
+        result.n_opt,
+        result.n_test,
+        "threshold" if not result.n_certified else "threshold that delegates",
+    )
+    if not result.n_certified:
+        untested_inf = [
+            c for c in result.blocked_by if c in ("error", "miss", "miss_marginal")
+        ] or [c for c in result.blocked_by if c != "budget"]
+        if "budget" in result.blocked_by and result.testing_order.size and (
+            result.blocked_index == 0
+        ):
+            messages.append(
+                _no_certification_message(
+                    result.n_test, result.alpha, result.delta, n_tested
+                )
+            )
+        if untested_inf:
+            described = "; ".join(
+                result.risk_descriptions.get(c, c) for c in untested_inf
+            )
+            messages.append(
+                f"No threshold could be certified for the constraints "
+                f"{extra} (alpha={result.alpha:g}, delta={result.delta:g}, "
+                f"n_test={result.n_test}); blocked by {blocked}. Not even the probe "
+                f"alone (threshold=+inf) is certified to meet: {described}. The "
+                "cascade falls back to never delegating, but NO guarantee holds for "
+                f"these constraints: {rows}."
+            )
+    elif not result.certified[1:].any():
+        where = (
+            f" at threshold {result.thresholds[result.blocked_index]:.6g}"
+            if result.blocked_index > 0
+            else ""
+        )
+        messages.append(
+            f"No threshold that delegates could be certified under the constraints "
+            f"{extra} (alpha={result.alpha:g}, delta={result.delta:g}, "
+            f"n_test={result.n_test}): the testing sequence stopped{where}, blocked "
+            f"by {blocked}. The cascade never delegates (threshold=+inf, probe "
+            f"only); {rows}."
+        )
+    for name, (c_max, n_capped) in result.cost_scale.items():
+        if n_capped:
+            messages.append(
+                f"{n_capped} test-split row(s) cost more than c_max={c_max:g} (the "
+                f"largest cost of the optimisation split); the {name!r} certificate "
+                "bounds the mean of min(cost, c_max). Pass cost_max=<a hard bound on "
+                "every cost> to certify the raw cost."
+            )
+    return messages
 
 
 # --------------------------------------------------------------------------------------
@@ -186,6 +260,11 @@ def calibrate_threshold(
     opt_fraction: float = 0.3,
     combine: str = "replace",
     random_state: Any = None,
+    constraints: Any = None,
+    cost: Any = None,
+    cost_max: float | None = None,
+    testing_order: str = "auto",
+    selection: str = "best",
 ) -> CalibrationResult:
     """Calibrate a delegation threshold by (Pareto-filtered) Learn-then-Test.
 
@@ -209,6 +288,29 @@ def calibrate_threshold(
 
     Guarantee: ``P(R_B(lam*) <= alpha) >= 1 - delta`` over the draw of the
     calibration rows, when they are exchangeable with future inputs.
+
+    **Several risks** (``constraints``, Pareto Testing of Laufer-Goldshtein et
+    al., 2023): every threshold also carries the risks of the constraints (see
+    :class:`~skctd.calibration.Risk`: ``"harm"``, ``"error"``, ``"miss"``,
+    ``"miss_marginal"``, ``"cost"``, ``"cost_share"`` or a user loss). Its null is
+    "some risk exceeds its level", its p-value the largest of the risks' p-values
+    on ``D_test``; the Pareto filter of step 4 uses every risk's empirical value on
+    ``D_opt`` too. The hypotheses are then tested in the order of their p-values
+    *estimated on* ``D_opt`` (as if ``D_opt`` had the test split's size; ``+inf``
+    first when every constraint surely holds there), by fixed-sequence testing
+    at ``delta``. Guarantee: with probability ``>= 1 - delta``, *every* certified
+    risk of ``lam*`` is within its level. ``+inf`` (never delegate) surely meets
+    the budget, cost and harm constraints, but its error and miss rates are the
+    probe's own and are tested like any threshold: under such constraints the
+    cascade may certify nothing, and then falls back to ``+inf`` *without* a
+    guarantee (a warning says so). When no threshold that delegates is
+    certified, the warning and ``CalibrationResult.blocked_by`` say which
+    risk stopped the sequence, and ``CalibrationResult.rows_needed``
+    estimates (from ``D_opt``) the test-split size that would certify one.
+    Why this order: the harm risk is not monotone in ``lam`` and has no power
+    where a threshold delegates a handful of rows, so the paper's walk from
+    conservative to aggressive stops at once (``testing_order="lambda"``); see
+    ``benchmarks/results/joint_guarantee_design.md`` for the measured designs.
 
     This is the one-split, one-budget case of :func:`calibrate_budget_sweep`: the
     result is ``calibrate_budget_sweep(..., alphas=[alpha], n_splits=1,
@@ -247,7 +349,32 @@ def calibrate_threshold(
     combine : {"replace", "average"}, default="replace"
         Score of delegated rows: the expert's, or the mean of expert and probe.
     random_state : int, RandomState instance or None, default=None
-        Controls the optimisation/testing split.
+        Controls the optimisation/testing split, and the random order of the
+        test rows for betting p-values (drawn after the split).
+    constraints : mapping or sequence of Risk, optional
+        Risks to certify besides the budget: ``{name: level}`` for built-ins, e.g.
+        ``{"harm": 0.0, "miss": 0.05}`` (see
+        ``skctd.calibration.BUILTIN_RISKS`` for the names and units), or a
+        list of :class:`~skctd.calibration.Risk` (user losses, another p-value).
+        ``None`` or empty: the budget alone, exactly the procedure above.
+    cost : array-like of shape (n,), optional
+        Per-row expert costs of the calibration rows (tokens, money...), for the
+        ``"cost"`` and ``"cost_share"`` constraints.
+    cost_max : float, optional
+        A bound on every cost (scales the cost loss into [0, 1]); default: the
+        largest cost of ``D_opt`` (the certificate then bounds the mean of
+        ``min(cost, cost_max)``).
+    testing_order : {"auto", "pvalue", "lambda", "single"}, default="auto"
+        Order of the fixed sequence: ``"pvalue"`` (estimated p-values on
+        ``D_opt``, the default with constraints), ``"lambda"`` (conservative to
+        aggressive, the default and the paper's order without constraints),
+        ``"single"`` (``+inf`` then one candidate: the best ``D_opt``
+        performance among thresholds whose estimated p-value is ``<= delta``).
+    selection : {"best", "one_se"}, default="best"
+        The pick among the certified thresholds (with ``pareto=True``): the best
+        ``D_opt`` performance (the paper), or the most conservative certified
+        threshold within one standard error of the paired difference to the best
+        (``performance_risk="accuracy"`` only).
 
     Returns
     -------
@@ -281,6 +408,17 @@ def calibrate_threshold(
     True
     >>> bool(res.certified[res.selected_index])
     True
+
+    Certify also that the cascade is never less accurate than the probe alone:
+
+    >>> safe = calibrate_threshold(signal, y, probe, expert, alpha=0.2, delta=0.1,
+    ...                            random_state=0, constraints={"harm": 0.0})
+    >>> safe.constraints
+    ('budget', 'harm')
+    >>> print(safe.guarantee())  # doctest: +NORMALIZE_WHITESPACE
+    With probability >= 0.9 over the calibration data: at most 20% of inputs are
+    sent to the expert; the cascade's error exceeds the probe-only error by at
+    most 0.
     """
     alpha = check_fraction(alpha, "alpha")
     run = _calibrate(
@@ -300,18 +438,27 @@ def calibrate_threshold(
         combine=combine,
         random_state=random_state,
         return_details=True,
+        constraints=constraints,
+        cost=cost,
+        cost_max=cost_max,
+        testing_order=testing_order,
+        selection=selection,
     )
     for message in run.warnings:
         warnings.warn(message, UserWarning, stacklevel=2)
     result = run.result.details[0]
-    if not result.n_certified:
-        warnings.warn(
+    if run.risks:
+        messages = _joint_messages(result, int(run.n_tested_bonferroni[0]))
+    elif not result.n_certified:
+        messages = [
             _no_certification_message(
                 result.n_test, result.alpha, result.delta, run.n_tested_bonferroni[0]
-            ),
-            UserWarning,
-            stacklevel=2,
-        )
+            )
+        ]
+    else:
+        messages = []
+    for message in messages:
+        warnings.warn(message, UserWarning, stacklevel=2)
     return result
 
 
@@ -366,6 +513,11 @@ def calibrate_budget_sweep(
     combine: str = "replace",
     random_state: Any = None,
     return_details: bool = False,
+    constraints: Any = None,
+    cost: Any = None,
+    cost_max: float | None = None,
+    testing_order: str = "auto",
+    selection: str = "best",
 ) -> BudgetSweepResult:
     """Run :func:`calibrate_threshold` for many budgets and many splits at once.
 
@@ -406,7 +558,11 @@ def calibrate_budget_sweep(
     random_state : int, RandomState instance or None, default=None
         Controls the random splits (unused with ``splits``).
     return_details : bool, default=False
-        Also return, per split, the full :class:`CalibrationResult` at ``alphas[0]``.
+        Also return, per split, the full :class:`CalibrationResult` at ``alphas[0]``
+        (with constraints, the rows-needed estimates are computed only then).
+    constraints, cost, cost_max, testing_order, selection
+        As in :func:`calibrate_threshold`. With ``splits`` given, ``random_state``
+        still draws the row order of betting p-values.
 
     Returns
     -------
@@ -463,13 +619,20 @@ def calibrate_budget_sweep(
         combine=combine,
         random_state=random_state,
         return_details=return_details,
+        constraints=constraints,
+        cost=cost,
+        cost_max=cost_max,
+        testing_order=testing_order,
+        selection=selection,
     )
     # distinct warnings of the splits once (e.g. the single-class AUROC warning)
     for message in run.warnings:
         warnings.warn(message, UserWarning, stacklevel=2)
     res = run.result
     none = res.n_certified == 0
-    if none.any():
+    if run.risks:
+        _warn_sweep_constraints(res)
+    elif none.any():
         bad_alpha = res.alphas[none.any(axis=0)]
         worst = int(res.n_test.min())
         warnings.warn(
@@ -489,6 +652,41 @@ def calibrate_budget_sweep(
     return res
 
 
+def _warn_sweep_constraints(res: BudgetSweepResult) -> None:
+    """One summary warning for the (split, budget) pairs that do not delegate."""
+    none = res.n_certified == 0
+    stuck = ~res.delegating_certified
+    if not stuck.any():
+        return
+    counts: dict = {}
+    for name in res.blocked_by[stuck]:
+        counts[name or "nothing left"] = counts.get(name or "nothing left", 0) + 1
+    need = res.rows_needed[stuck]
+    need = need[~np.isnan(need)]  # estimated with return_details=True only
+    finite = need[np.isfinite(need)]
+    est = ""
+    if finite.size:
+        est += (
+            f" Estimated test-split rows that would certify the most promising "
+            f"threshold (from the optimisation split's effect sizes; an estimate): "
+            f"median {int(np.median(finite)):,} over the {finite.size} pairs where "
+            "one looks feasible."
+        )
+    if np.isinf(need).any():
+        est += (
+            f" In {int(np.isinf(need).sum())} pairs no delegating threshold looks "
+            "within the constraints on the optimisation split at any size."
+        )
+    text = (
+        f"{int(stuck.sum())} of {stuck.size} (split, budget) pairs never delegate "
+        f"under the constraints {list(res.constraints)} (delta={res.delta:g}); "
+        f"{int(none.sum())} of them certified nothing at all (not even threshold="
+        f"+inf; then no guarantee holds). First risk blocking the testing sequence: "
+        f"{counts}.{est}"
+    )
+    warnings.warn(text, UserWarning, stacklevel=3)
+
+
 # --------------------------------------------------------------------------------------
 # the one code path behind both entry points
 # --------------------------------------------------------------------------------------
@@ -497,6 +695,8 @@ class _Run:
     result: BudgetSweepResult
     warnings: list  # distinct messages of the warnings raised while calibrating
     n_tested_bonferroni: np.ndarray  # per split: Bonferroni's m, or 1 (fixed sequence)
+    risks: list = field(default_factory=list)  # the constraints (Risk objects)
+    outcomes: list = field(default_factory=list)  # per split, with return_details
 
 
 def _calibrate(
@@ -517,20 +717,34 @@ def _calibrate(
     combine,
     random_state,
     return_details,
+    constraints=None,
+    cost=None,
+    cost_max=None,
+    testing_order="auto",
+    selection="best",
 ) -> _Run:
     """Validate, draw or check the splits, and calibrate every (split, budget)."""
     alphas = check_budgets(alphas)
     delta = check_fraction(delta, "delta")
     n_thresholds, opt_fraction = _check_options(
-        n_thresholds, performance_risk, fwer, combine, opt_fraction
+        n_thresholds,
+        performance_risk,
+        fwer,
+        combine,
+        opt_fraction,
+        testing_order,
+        selection,
     )
     y, p, e, signal = check_cascade_arrays(
         y, probe_scores, expert_scores, signal=signal
     )
     n = signal.shape[0]
+    risks = check_constraints(constraints, cost, cost_max)
+    d = e if combine == "replace" else 0.5 * (e + p)
+    prepared = prepare_risks(risks, y, p, e, d)
+    rng = check_random_state(random_state)
     if splits is None:
         n_splits = check_positive_int(n_splits, "n_splits")
-        rng = check_random_state(random_state)
         opts, tests = [], []
         for _ in range(n_splits):
             o, t = opt_test_split(n, opt_fraction=opt_fraction, random_state=rng)
@@ -544,6 +758,12 @@ def _calibrate(
                 "leave n_splits at its default when passing splits."
             )
         n_splits = len(opts)
+    # random order of the test rows for the betting p-values, drawn after (and
+    # independently of) the splits, so the splits are those of the budget alone
+    if any(pr.method == "wsr" for pr in prepared):
+        perms = [rng.permutation(t.size) for t in tests]
+    else:
+        perms = [None] * n_splits
 
     pareto = bool(pareto)
     name = risk_name(performance_risk)
@@ -554,7 +774,13 @@ def _calibrate(
     n_tested = np.ones(n_splits, dtype=np.int64)
     budget_opt = np.empty((n_splits, n_alphas))
     perf_opt = np.empty((n_splits, n_alphas))
+    blocked = np.empty((n_splits, n_alphas), dtype=object)
+    delegating = np.empty((n_splits, n_alphas), dtype=bool)
+    rows_needed = np.full((n_splits, n_alphas), np.nan)
+    need_perf = pareto or return_details or selection == "one_se"
+    need_perf = need_perf or testing_order == "single"
     details = [] if return_details else None
+    outcomes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for i in range(n_splits):  # one vectorised calibration per split
@@ -563,45 +789,48 @@ def _calibrate(
                 signal[o],
                 y[o],
                 p[o],
-                e[o],
+                d[o],
                 n_thresholds=n_thresholds,
                 performance_risk=performance_risk,
+                need_performance=need_perf,
+                need_change=selection == "one_se",
+            )
+            grid = opt.thresholds
+            bins_t = threshold_bins(signal[t], grid)
+            out = run_split(
+                grid,
+                opt.bins,
+                bins_t,
+                opt.budget,
+                opt.performance,
+                prepared,
+                o,
+                t,
+                alphas,
+                delta,
                 pareto=pareto,
-                combine=combine,
-                need_performance=pareto or return_details,
+                fwer=fwer,
+                testing_order=testing_order,
+                selection=selection,
+                perf_change=opt.correctness_change,
+                perm=perms[i],
+                estimate_rows=return_details,
             )
-            k, pvalues, certified, chosen, _ = _test_stage(
-                signal[t], opt, alphas, delta, fwer=fwer, pareto=pareto
-            )
-            thresholds[i] = opt.thresholds[chosen]
-            n_certified[i] = certified.sum(axis=0)
+            chosen = out.chosen
+            thresholds[i] = grid[chosen]
+            n_certified[i] = out.certified.sum(axis=0)
             n_test[i] = t.size
             if fwer == "bonferroni":
-                n_tested[i] = int(opt.tested.sum())
+                n_tested[i] = int(out.tested.sum())
             budget_opt[i] = opt.budget[chosen]
             perf_opt[i] = opt.performance[chosen]
+            blocked[i] = [bb[0] if bb else None for bb in out.blocked_by]
+            rows_needed[i] = out.rows_needed
+            delegating[i] = out.certified[1:].any(axis=0)
             if return_details:
+                outcomes.append(out)
                 details.append(
-                    CalibrationResult(
-                        threshold=float(opt.thresholds[chosen[0]]),
-                        selected_index=int(chosen[0]),
-                        thresholds=opt.thresholds,
-                        certified=certified[:, 0],
-                        pvalues=pvalues[:, 0],
-                        budget_risk_opt=opt.budget,
-                        performance_risk_opt=opt.performance,
-                        budget_risk_test=k / t.size,
-                        pareto_mask=opt.tested,
-                        opt_indices=o,
-                        test_indices=t,
-                        alpha=float(alphas[0]),
-                        delta=delta,
-                        n_opt=int(o.size),
-                        n_test=int(t.size),
-                        pareto=pareto,
-                        fwer=fwer,
-                        performance_risk=name,
-                    )
+                    _detail(out, opt, o, t, alphas, delta, pareto, fwer, name, risks)
                 )
     result = BudgetSweepResult(
         thresholds=thresholds,
@@ -614,6 +843,61 @@ def _calibrate(
         opt_indices=opts,
         test_indices=tests,
         details=details,
+        constraints=tuple(r.name for r in risks),
+        blocked_by=blocked,
+        rows_needed=rows_needed,
+        delegating_certified=delegating,
     )
     messages = list(dict.fromkeys(str(w.message) for w in caught))
-    return _Run(result, messages, n_tested)
+    return _Run(result, messages, n_tested, risks, outcomes)
+
+
+def _detail(out, opt, o, t, alphas, delta, pareto, fwer, name, risks):
+    """The CalibrationResult of one split at the first budget."""
+    chosen = int(out.chosen[0])
+    names = ("budget",) + tuple(r.name for r in risks)
+    risk_pvalues = {"budget": out.budget_pvalues[:, 0]}
+    risks_opt = {"budget": opt.budget}
+    risks_test = {"budget": out.k_test / t.size}
+    levels = {"budget": float(alphas[0])}
+    cost_scale = {}
+    for r, st in zip(risks, out.stats, strict=True):
+        risk_pvalues[r.name] = st.pvalues
+        risks_opt[r.name] = st.user_opt
+        risks_test[r.name] = st.user_test
+        levels[r.name] = r.level
+        if np.isfinite(st.c_max):
+            cost_scale[r.name] = (st.c_max, st.n_capped)
+    length = int(out.order_length[0])
+    return CalibrationResult(
+        threshold=float(opt.thresholds[chosen]),
+        selected_index=chosen,
+        thresholds=opt.thresholds,
+        certified=out.certified[:, 0],
+        pvalues=out.pvalues[:, 0],
+        budget_risk_opt=opt.budget,
+        performance_risk_opt=opt.performance,
+        budget_risk_test=out.k_test / t.size,
+        pareto_mask=out.tested,
+        opt_indices=o,
+        test_indices=t,
+        alpha=float(alphas[0]),
+        delta=delta,
+        n_opt=int(o.size),
+        n_test=int(t.size),
+        pareto=pareto,
+        fwer=fwer,
+        performance_risk=name,
+        constraints=names,
+        levels=levels,
+        risk_pvalues=risk_pvalues,
+        risks_opt=risks_opt,
+        risks_test=risks_test,
+        testing_order=out.order[:length, 0].copy(),
+        blocked_index=int(out.blocked_index[0]),
+        blocked_by=tuple(out.blocked_by[0]),
+        rows_needed=float(out.rows_needed[0]),
+        rows_needed_index=int(out.rows_needed_index[0]),
+        risk_descriptions={r.name: r.describe() for r in risks},
+        cost_scale=cost_scale,
+    )

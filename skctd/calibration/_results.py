@@ -31,11 +31,14 @@ class CalibrationResult:
     thresholds : ndarray of shape (m,)
         Candidate grid (quantiles of the signal on the optimisation split).
     certified : ndarray of bool, shape (m,)
-        Thresholds whose null ``R_B > alpha`` was rejected.
+        Thresholds whose null (``R_B > alpha``, or with constraints "some risk
+        exceeds its level") was rejected.
     pvalues : ndarray of shape (m,)
-        Binomial p-values on the test split; NaN for thresholds that were not
-        tested (removed by the Pareto filter). Thresholds after the first failure
-        of the fixed sequence keep their p-value but are not certified.
+        P-values on the test split: the binomial p-value of the budget, or with
+        constraints the largest of the risks' p-values (``risk_pvalues``); NaN
+        for thresholds that were not tested (removed by the Pareto filter).
+        Thresholds after the first failure of the fixed sequence keep their
+        p-value but are not certified.
     budget_risk_opt, performance_risk_opt : ndarray of shape (m,)
         Empirical delegation rate and performance risk on the optimisation split.
     budget_risk_test : ndarray of shape (m,)
@@ -52,6 +55,41 @@ class CalibrationResult:
     fwer : str
     performance_risk : str
         Name of the performance risk (the function's name for a callable).
+    constraints : tuple of str
+        The risks tested for every threshold: ``"budget"`` first, then the
+        constraints in the order given (``("budget",)`` without constraints).
+    levels : dict of str to float
+        Level of each risk, in its own units (``alpha`` for the budget, epsilon
+        for ``"harm"``, cost units for ``"cost"``...).
+    risk_pvalues : dict of str to ndarray of shape (m,)
+        Each risk's p-value on the test split (NaN off the tested set; 0 at
+        ``+inf`` for a risk that surely holds there and needs no test).
+        ``pvalues`` is their maximum (the p-value of the union null).
+    risks_opt, risks_test : dict of str to ndarray of shape (m,)
+        Each risk's empirical value on the optimisation and test splits, in the
+        units of its level (``"harm"``: cascade error minus probe error;
+        ``"miss"``: among the unsafe rows of the split).
+    testing_order : ndarray of int
+        Grid indices in the order they were tested (the certified ones form a
+        prefix of it under fixed-sequence testing).
+    blocked_index : int
+        Grid index of the first hypothesis of the sequence that was not
+        certified (-1 when every tested one was): the next threshold the
+        cascade could not have.
+    blocked_by : tuple of str
+        The risks whose p-value exceeded the level there, largest p-value first:
+        *why* the cascade does not delegate more.
+    rows_needed : float
+        When no threshold that delegates was certified: an estimate, from the
+        optimisation split's effect sizes, of the test-split size at which the
+        most promising threshold (``rows_needed_index``) would be; ``inf`` when no
+        delegating threshold looks within the constraints there; NaN otherwise.
+    rows_needed_index : int
+    risk_descriptions : dict of str to str
+        One sentence per constraint saying what its certificate bounds.
+    cost_scale : dict of str to (float, int)
+        For cost risks: ``c_max`` used on this split and how many test rows cost
+        more (their cost was capped at ``c_max``).
     """
 
     threshold: float
@@ -72,6 +110,20 @@ class CalibrationResult:
     pareto: bool = True
     fwer: str = "fixed_sequence"
     performance_risk: str = "accuracy"
+    constraints: tuple = ("budget",)
+    levels: dict = field(default_factory=dict)
+    risk_pvalues: dict = field(default_factory=dict)
+    risks_opt: dict = field(default_factory=dict)
+    risks_test: dict = field(default_factory=dict)
+    testing_order: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+    blocked_index: int = -1
+    blocked_by: tuple = ()
+    rows_needed: float = float("nan")
+    rows_needed_index: int = -1
+    risk_descriptions: dict = field(default_factory=dict)
+    cost_scale: dict = field(default_factory=dict)
 
     @property
     def n_certified(self) -> int:
@@ -109,7 +161,40 @@ class CalibrationResult:
             f"test={self.budget_risk_test[i]:.4f}; "
             f"{self.performance_risk} risk opt={self.performance_risk_opt[i]:.4f})",
         ]
+        for name in self.constraints[1:]:
+            pv = self.risk_pvalues[name][i]
+            sure = i == 0 and pv == 0
+            lines.append(
+                f"  {name} <= {self.levels.get(name, float('nan')):g}: "
+                f"opt={self.risks_opt[name][i]:.4f}, test={self.risks_test[name][i]:.4f}, "
+                + ("holds surely (never delegating)" if sure else f"p={pv:.3g}")
+            )
+        if self.blocked_index >= 0:
+            lines.append(
+                f"  stopped at threshold {self.thresholds[self.blocked_index]:.6g}, "
+                f"blocked by: {', '.join(self.blocked_by) or '-'}"
+            )
+        if np.isfinite(self.rows_needed):
+            lines.append(
+                f"  estimated test rows to certify a delegating threshold: "
+                f"{int(self.rows_needed):,} (from the optimisation split)"
+            )
         return "\n".join(lines)
+
+    def guarantee(self) -> str:
+        """The certified guarantee of the chosen threshold, in one sentence.
+
+        Empty string when nothing was certified (no guarantee holds).
+        """
+        if not self.certified[self.selected_index]:
+            return ""
+        parts = [f"at most {self.alpha:.0%} of inputs are sent to the expert"]
+        parts += [self.risk_descriptions.get(c, c) for c in self.constraints[1:]]
+        return (
+            f"With probability >= {1 - self.delta:g} over the calibration data: "
+            + "; ".join(parts)
+            + "."
+        )
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -134,6 +219,16 @@ class BudgetSweepResult:
     details : list of CalibrationResult or None
         Per split, the result at the first budget, when ``return_details=True``
         (the grid, Pareto mask and risks do not depend on the budget).
+    constraints : tuple of str
+        Names of the constraints tested besides the budget.
+    blocked_by : ndarray of object, shape (n_splits, n_alphas), or None
+        The risk with the largest p-value at the first uncertified hypothesis
+        of each sequence (None when every tested one was certified).
+    rows_needed : ndarray of shape (n_splits, n_alphas), or None
+        Estimated test-split rows that would certify a delegating threshold,
+        where none was (NaN elsewhere); see :class:`CalibrationResult`.
+    delegating_certified : ndarray of bool, shape (n_splits, n_alphas), or None
+        Whether some threshold that delegates was certified.
     """
 
     thresholds: np.ndarray
@@ -146,6 +241,10 @@ class BudgetSweepResult:
     opt_indices: list = field(default_factory=list)
     test_indices: list = field(default_factory=list)
     details: list | None = None
+    constraints: tuple = ()
+    blocked_by: np.ndarray | None = None
+    rows_needed: np.ndarray | None = None
+    delegating_certified: np.ndarray | None = None
 
     def delegation_rate(
         self, signal: Any, indices: Sequence[Any] | None = None

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from skctd.cli._run import JobConfig, run_job
+from skctd.cli._run import JobConfig, check_output_folder, run_job
 
 __all__ = ["demo_files", "run_demo"]
 
@@ -118,9 +119,20 @@ def run_demo(args: argparse.Namespace) -> int:
     # the demo only reads models shipped in installed packages: never touch the hub
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+    out = check_output_folder(args.out, overwrite=args.overwrite)
+    created = not out.exists()
+    try:
+        return _run_demo(args, out)
+    except BaseException:
+        if created:  # leave no half-written folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run_demo(args: argparse.Namespace, out: Path) -> int:
     from skctd.datasets import load_demo
 
-    out = Path(args.out)
     demo = load_demo()
     files = demo_files(out / "data", args.seed)
     n = len(demo.data)
@@ -138,7 +150,8 @@ def run_demo(args: argparse.Namespace) -> int:
         device=args.device, dtype="auto", cache=args.cache, alpha=args.alpha,
         delta=args.delta, n_splits=args.n_splits, seed=args.seed,
         progress=not args.no_progress, figures=not args.no_figures,
-        title="skctd demo report", intro=intro,
+        title="skctd demo report", intro=intro, overwrite=True,
+        token_env=getattr(args, "token_env", None),
     )
     info = run_job(
         cfg, quiet=args.quiet,
@@ -147,4 +160,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(info["evaluation"].summary())
         print(f"\nreport: {info['report']}")
-    return 0
+        print(
+            f"use it: cascade = skctd.load('{out / 'cascade.joblib'}')  (loading a "
+            "model file runs code: load only files you trust)"
+        )
+    return int(info["exit_code"])

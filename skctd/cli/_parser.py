@@ -7,7 +7,14 @@ import sys
 from collections.abc import Sequence
 
 from skctd.cli._demo import run_demo
-from skctd.cli._run import DEMO_LAYER, DEMO_MODEL, JobConfig, default_cache_dir, run_job
+from skctd.cli._run import (
+    DEMO_LAYER,
+    DEMO_MODEL,
+    EXIT_EXPERT_FAILURES,
+    JobConfig,
+    default_cache_dir,
+    run_job,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -26,6 +33,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-figures", action="store_true", help="tables only, no PNGs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="no messages on stderr")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --out folder that holds no previous "
+                   "skctd output (its files of the same names are replaced)")
+    p.add_argument("--token-env", default=None,
+                   help="NAME of the environment variable holding a Hugging Face "
+                   "token (private or gated models)")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of any error")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--expert-timeout", type=float, default=30.0)
     run.add_argument("--on-error", choices=("fallback", "raise"), default="fallback",
                      help="a failing expert call keeps the probe score (fallback)")
+    run.add_argument("--max-expert-failures", type=float, default=0.05,
+                     help="largest share of rows the expert may fail on; past it the "
+                     "report says so at the top and skctd exits with status "
+                     f"{EXIT_EXPERT_FAILURES}")
     run.add_argument("--out", required=True, help="output folder")
     for col, default in (("input", "inputs"), ("label", "label"), ("group", "group"),
                          ("id", "id")):
@@ -80,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="input tokens the judge sees (middle cut)")
     run.add_argument("--dtype", default="auto")
     run.add_argument("--n-alphas", type=int, default=20, help="budgets of the sweep")
+    run.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="where the activations and expert scores are computed "
+                     "(ray: a Ray cluster, needs skctd[ray]; the rest runs here)")
+    run.add_argument("--address", default=None,
+                     help="Ray cluster address for --engine ray ('auto', ray://host:10001; "
+                     "default: start a local Ray instance)")
+    run.add_argument("--ray-actors", type=int, default=None,
+                     help="actors per pool for --engine ray (default: one per GPU, else 1)")
     _add_common(run)
 
     demo = sub.add_parser(
@@ -93,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one line, without any secret."""
+    from skctd.utils import redact
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return redact(text)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from skctd.experts import ExpertError
+
+    # bad files, options, models, folders, missing extras, an expert that failed
+    return (ValueError, OSError, ImportError, ExpertError)
+
+
+LOAD_NOTE = (
+    "use it: cascade = skctd.load('{path}')  (loading a model file runs code: load "
+    "only files you trust; cascade.json says what it holds)"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``skctd`` console script.
 
@@ -104,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     status : int
-        0 on success, 2 on bad input (the error is printed on stderr).
+        0 on success; 2 on a user error (bad option, file, model path, output
+        folder, missing extra: one line ``skctd: error: ...`` on stderr, the full
+        traceback with ``--debug``); 3 when the expert failed on more rows than
+        ``--max-expert-failures`` (the outputs are written and say so); 130 when
+        interrupted. A bug shows its traceback.
     """
     args = build_parser().parse_args(argv)
     try:
@@ -123,14 +175,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device, dtype=args.dtype, cache=args.cache, alpha=args.alpha,
             delta=args.delta, n_alphas=args.n_alphas, n_splits=args.n_splits,
             seed=args.seed, progress=not args.no_progress, figures=not args.no_figures,
+            overwrite=args.overwrite, max_expert_failures=args.max_expert_failures,
+            token_env=args.token_env,
         )
-        info = run_job(cfg, quiet=args.quiet)
+        from skctd.cli._ray import engine_from_args
+
+        engine = engine_from_args(args)
+        try:
+            info = run_job(cfg, quiet=args.quiet, engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
         if not args.quiet:
             print(info["evaluation"].summary())
             print(f"\nreport: {info['report']}")
-        return 0
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"skctd: error: {exc}", file=sys.stderr)
+            print(LOAD_NOTE.format(path=info["report"].parent / "cascade.joblib"))
+        return int(info["exit_code"])
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("skctd: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        if args.debug:
+            raise
+        print(f"skctd: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 

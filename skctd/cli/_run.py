@@ -12,7 +12,9 @@ calibration half of ``--test``, evaluated by
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -28,11 +30,20 @@ from skctd.utils import check_fraction
 __all__ = [
     "DEMO_LAYER",
     "DEMO_MODEL",
+    "EXIT_EXPERT_FAILURES",
     "JobConfig",
+    "check_output_folder",
     "default_cache_dir",
     "parse_expert_spec",
     "run_job",
 ]
+
+#: exit status of ``skctd run`` when the expert failed on more rows than
+#: ``--max-expert-failures`` allows (the outputs are written, and say so)
+EXIT_EXPERT_FAILURES = 3
+# what a previous skctd output folder holds (any of these, and nothing else
+# than these, figures, data/ and the manifest)
+_OUTPUT_FILES = ("report.md", "results.json", "cascade.joblib", "cascade.json")
 
 DEMO_MODEL = "smollm2"
 DEMO_LAYER = 15
@@ -128,6 +139,9 @@ class JobConfig:
     seed: int = 0
     progress: bool = True
     figures: bool = True
+    overwrite: bool = False
+    max_expert_failures: float = 0.05
+    token_env: str | None = None
     title: str = "skctd run report"
     intro: str = ""
     extra_sections: dict = field(default_factory=dict)
@@ -136,6 +150,75 @@ class JobConfig:
 def _log(msg: str, *, quiet: bool = False) -> None:
     if not quiet:
         print(f"[skctd] {msg}", file=sys.stderr, flush=True)
+
+
+def _is_skctd_output(folder: Path) -> bool:
+    """A folder written by ``skctd run`` / ``skctd demo`` (its manifest or its
+    report and results)."""
+    manifest = folder / "cascade.json"
+    if manifest.is_file():
+        try:
+            return json.loads(manifest.read_text("utf-8")).get("format") == (
+                "skctd.cascade"
+            )
+        except (OSError, ValueError, AttributeError):
+            return False
+    results = folder / "results.json"
+    if results.is_file() and (folder / "report.md").is_file():
+        try:
+            return "run" in json.loads(results.read_text("utf-8"))
+        except (OSError, ValueError, TypeError):
+            return False
+    return False
+
+
+def check_output_folder(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Check ``--out`` before any work; nothing is created here.
+
+    Parameters
+    ----------
+    out : str or path
+        The output folder.
+    overwrite : bool, default=False
+        Write into a non-empty folder that is not a previous skctd output.
+
+    Returns
+    -------
+    out : Path
+
+    Raises
+    ------
+    ValueError
+        When ``out`` is a file, or a non-empty folder that holds no previous skctd
+        output (its files would be overwritten) and ``overwrite`` is False.
+    """
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder; give a folder.")
+    if path.is_dir():
+        try:
+            empty = next(path.iterdir(), None) is None
+        except OSError as exc:
+            raise ValueError(f"--out {out}: cannot be read ({exc.strerror}).") from None
+        if not empty and not overwrite and not _is_skctd_output(path):
+            raise ValueError(
+                f"--out {out}: the folder is not empty and holds no previous skctd "
+                "output; its files (report.md, results.json, ...) could be "
+                "overwritten. Choose a new folder, or pass --overwrite."
+            )
+    return path
+
+
+def _check_cache_folder(cache: Path) -> None:
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache, prefix=".skctd-write-test-"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"--cache {cache}: not writable ({exc.strerror or exc}); give a "
+            "writable folder, or --cache none."
+        ) from None
 
 
 def _read(path: str, cfg: JobConfig, *, expert_column: str | None):
@@ -157,6 +240,7 @@ def _build_expert(kind: str, target: str, cfg: JobConfig, cache: Path | None):
 
         return TransformersJudge(
             target,
+            token_env=cfg.token_env,
             max_input_tokens=cfg.judge_max_tokens,
             device=cfg.device,
             dtype=cfg.dtype,
@@ -206,6 +290,14 @@ def _template_mode(featurizer) -> Any:
     return True if has_chat_template(featurizer.get_tokenizer()) else "auto"
 
 
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; NaN when either side is constant (e.g. v = 0 on every
+    row when the expert failed everywhere)."""
+    if np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def _calibration_half(y: np.ndarray, seed: int) -> np.ndarray:
     """A stratified random half of the rows (per label, rounded down)."""
     rng = np.random.RandomState(seed)
@@ -222,6 +314,7 @@ def run_job(
     quiet: bool = False,
     sections_from_models: Callable[[Mapping[str, float]], Mapping[str, str]]
     | None = None,
+    engine: Any = None,
 ) -> dict[str, Any]:
     """Run the whole ``skctd run`` job and write its outputs.
 
@@ -234,6 +327,9 @@ def run_job(
         ``f(models) -> {heading: markdown}``: report sections written from the
         measured quality of the probes and the expert (the ``models`` table
         returned below), added after ``cfg.extra_sections``.
+    engine : RayEngine, optional
+        Computes the activations and the expert scores elsewhere (``skctd run
+        --engine ray``: a ``RayEngine`` of ``skctd.cli._ray``); the rest runs here.
 
     Returns
     -------
@@ -248,11 +344,20 @@ def run_job(
 
     check_fraction(cfg.alpha, "--alpha")
     check_fraction(cfg.delta, "--delta")
+    if not (
+        isinstance(cfg.max_expert_failures, (int, float))
+        and 0.0 <= cfg.max_expert_failures <= 1.0
+    ):
+        raise ValueError(
+            "--max-expert-failures must be a share in [0, 1], got "
+            f"{cfg.max_expert_failures!r}."
+        )
+    out = check_output_folder(cfg.out, overwrite=cfg.overwrite)
     kind, target = parse_expert_spec(cfg.expert)
     cache = None if cfg.cache in (None, "", "none") else Path(cfg.cache).expanduser()
+    if cache is not None:
+        _check_cache_folder(cache)
     expert = None if kind == "column" else _build_expert(kind, target, cfg, cache)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="skctd-") as scratch:
         # the cascade reads each file's activations again (fit, calibrate, route):
         # without a cache folder they are kept in a scratch one for the job
@@ -266,18 +371,38 @@ def run_job(
             device=cfg.device,
             dtype=cfg.dtype,
             chat_template="auto",
+            token_env=cfg.token_env,
             cache=str(job_cache / "activations"),
             progress=cfg.progress and not quiet,
         )
-        info, details = _run(cfg, kind, target, expert, featurizer, quiet)
+        info, details = _run(cfg, kind, target, expert, featurizer, quiet, engine)
         if cache is None:  # the saved cascade must not point at the scratch folder
             info["cascade"].set_params(featurizer__cache=None)
             info["cascade"].featurizer_.set_params(cache=None)
-    info["report"] = _save_and_write(cfg, info, details, out, quiet, sections_from_models)
+    share = details["n_fallback"] / max(details["n_expert_rows"], 1)
+    info["expert_failure_share"] = share
+    info["exit_code"] = EXIT_EXPERT_FAILURES if share > cfg.max_expert_failures else 0
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        info["report"] = _save_and_write(
+            cfg, info, details, out, quiet, sections_from_models
+        )
+    except BaseException:
+        if created:  # leave no half-written folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if info["exit_code"]:
+        _log(
+            f"WARNING: the expert failed on {details['n_fallback']} of "
+            f"{details['n_expert_rows']} rows ({share:.1%}), more than "
+            f"--max-expert-failures {cfg.max_expert_failures:.1%}: see the report.",
+            quiet=quiet,
+        )
     return info
 
 
-def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
+def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dict, dict]:
     """Fit, calibrate and evaluate: (the returned ``info``, details for the report)."""
     from sklearn.base import clone
     from sklearn.frozen import FrozenEstimator
@@ -301,6 +426,7 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
     for name, d in (("train", train), ("dev", dev), ("test", test)):
         if np.unique(d.label).size < 2:
             raise ValueError(f"--{name} {getattr(cfg, name)}: needs both labels 0 and 1.")
+    featurizer.get_tokenizer()  # a bad --model fails now, before any heavy work
     timings["read"] = time.perf_counter() - t0
     _log(
         f"data: train {len(train.inputs)}, dev {len(dev.inputs)}, test "
@@ -322,6 +448,8 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
             quiet=quiet,
         )
     t = time.perf_counter()
+    if engine is not None:  # on the cluster, into the cache the loop below reads
+        engine.featurize(featurizer, [train.inputs, dev.inputs, test.inputs])
     Z = {}
     for name, d in (("train", train), ("dev", dev), ("test", test)):
         _log(f"activations of {cfg.model} layer {cfg.layer}: {name}", quiet=quiet)
@@ -352,18 +480,21 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
     report = ExpertReport()
     if kind == "column":
         e_dev, e_test = dev.expert, test.expert
-        expert = PrecomputedExpert(
-            np.concatenate([e_dev, e_test]),
-            keys=list(dev.inputs) + list(test.inputs),
-            on_error=cfg.on_error,
-        )
+        # the scores are given to the cascade as expert_scores: its expert holds
+        # no row (a saved cascade must not carry the data), and a delegated new
+        # input keeps its probe score, counted as an expert failure
+        expert = PrecomputedExpert([], keys=[], on_error="fallback")
         report.n_rows = len(e_dev) + len(e_test)
-        report.n_scored = report.n_rows
+        report.n_failed = int(np.isnan(e_dev).sum() + np.isnan(e_test).sum())
+        report.n_scored = report.n_rows - report.n_failed
     else:
         scores = {}
         for name, d in (("dev", dev), ("test", test)):
             _log(f"expert {expert!r}: {name} ({len(d.inputs)} rows)", quiet=quiet)
-            scores[name], rep = expert.score_with_report(d.original_inputs)
+            scores[name], rep = (
+                expert.score_with_report(d.original_inputs) if engine is None
+                else engine.score(expert, d.original_inputs)
+            )
             report = report.merge(rep)
         e_dev, e_test = scores["dev"], scores["test"]
     # NaN = a failed call: the cascade and the evaluation keep the probe score there
@@ -417,16 +548,21 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
     def auc(y, s):
         return float(roc_auc_score(y, s)) if np.unique(y).size == 2 else float("nan")
 
-    e_dev = np.where(np.isnan(e_dev), p_dev, e_dev)
-    e_test = np.where(np.isnan(e_test), p_test, e_test)
+    # the expert's quality on the rows it scored (a failed row filled with the
+    # probe's score would show the probe's quality under the expert's name)
+    ok_dev, ok_test = ~np.isnan(e_dev), ~np.isnan(e_test)
+    expert_auc_dev = auc(dev.label[ok_dev], e_dev[ok_dev])
+    expert_auc_test = auc(test.label[ok_test], e_test[ok_test])
+    e_dev = np.where(ok_dev, e_dev, p_dev)
+    e_test = np.where(ok_test, e_test, p_test)
     models = {
         "probe AUROC, train (5-fold out-of-fold)": auc(train.label, p_train_oof),
         "probe AUROC, dev": auc(dev.label, p_dev),
         "probe AUROC, test": auc(test.label, p_test),
-        "expert AUROC, dev": auc(dev.label, e_dev),
-        "expert AUROC, test": auc(test.label, e_test),
-        "DV probe: correlation of d(x) and v on test": float(
-            np.corrcoef(d_test, delegation_value(test.label, p_test, e_test))[0, 1]
+        "expert AUROC, dev": expert_auc_dev,
+        "expert AUROC, test": expert_auc_test,
+        "DV probe: correlation of d(x) and v on test": _correlation(
+            d_test, delegation_value(test.label, p_test, e_test)
         ),
     }
     info = {
@@ -439,6 +575,8 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
     details = {
         "n_fallback": n_fallback,
         "n_expert_rows": len(dev.inputs) + len(test.inputs),
+        "n_scored_dev": (int(ok_dev.sum()), len(ok_dev)),
+        "n_scored_test": (int(ok_test.sum()), len(ok_test)),
         "expert": expert,
         "kind": kind,
         "probe_C": probe_c,
@@ -450,19 +588,47 @@ def _run(cfg, kind, target, expert, featurizer, quiet) -> tuple[dict, dict]:
 
 def _save_and_write(cfg, info, details, out, quiet, sections_from_models) -> Path:
     """Save the cascade and write the report; the path of report.md."""
-    import joblib
+    from skctd._persistence import save
+    from skctd.utils import redact, redact_url
 
     cascade, models, rep = info["cascade"], info["models"], info["expert_report"]
-    joblib.dump(cascade, out / "cascade.joblib")
+    save(cascade, out / "cascade.joblib")  # + cascade.json, its manifest
     dv_alpha = float(cascade.dv_estimator_[-1].alpha_)
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in models.items())
+    (s_dev, n_dev), (s_test, n_test) = details["n_scored_dev"], details["n_scored_test"]
+    rows += (
+        f"\n\nThe expert's AUROC is computed on the rows it scored: {s_dev} of "
+        f"{n_dev} (dev), {s_test} of {n_test} (test)."
+    )
+    who = (
+        f"the column `{cfg.expert[len('column:'):]}` of the data files (precomputed)"
+        if details["kind"] == "column"
+        else f"`{details['expert']!r}`"
+    )
     expert_md = (
-        f"Expert `{details['expert']!r}` on {details['n_expert_rows']} rows (dev + "
+        f"Expert {who} on {details['n_expert_rows']} rows (dev + "
         f"test), each scored once: {rep.get('n_requests', 0)} requests (forward "
         f"passes or HTTP calls), {rep.get('n_retries', 0)} retries, "
-        f"{rep.get('n_cache_hits', 0)} served from cache, {details['n_fallback']} failures "
+        f"{rep.get('n_cache_hits', 0)} served from cache, "
+        f"{rep.get('n_bounded', 0)} bounded scores, {details['n_fallback']} failures "
         "(a failed row keeps the probe score and is counted here; none is dropped)."
     )
+    if rep.get("errors"):
+        expert_md += "\n\nFirst errors:\n\n" + "\n".join(
+            f"- `{redact(e)[:300]}`" for e in rep["errors"][:5]
+        )
+    share = info["expert_failure_share"]
+    warning = ""
+    if info["exit_code"]:
+        warning = (
+            f"> **WARNING: the expert failed on {details['n_fallback']} of "
+            f"{details['n_expert_rows']} rows ({share:.1%}), more than "
+            f"--max-expert-failures ({cfg.max_expert_failures:.1%}).** Those rows "
+            "kept the probe's score: the cascade, the budget curves and the claims "
+            "below describe a cascade whose expert mostly did not answer. Fix the "
+            "expert (see \"Expert calls\") before trusting these numbers. "
+            f"`skctd run` exited with status {EXIT_EXPERT_FAILURES}.\n"
+        )
     timings = info["timings"]
     sections = {
         "Probes and expert": "| model | value |\n|---|---|\n" + rows + "\n\n"
@@ -475,27 +641,49 @@ def _save_and_write(cfg, info, details, out, quiet, sections_from_models) -> Pat
         **cfg.extra_sections,
         **(dict(sections_from_models(models)) if sections_from_models else {}),
         "Files": "`report.md` (this file), `results.json` (every number), "
-        "`cascade.joblib` (the fitted cascade: `joblib.load(...)`, then "
-        "`predict_proba(texts)` / `route(texts)`; the model loads on first use), "
-        "the PNG figures.",
+        "`cascade.joblib` (the fitted cascade) and `cascade.json` (its manifest: "
+        "model, layer, expert, the host and the variable name of any key, the "
+        "file's sha256), the PNG figures.",
+        "Using the saved cascade": (
+            "`cascade = skctd.load('cascade.joblib')`, then "
+            "`cascade.route(texts)` / `cascade.predict_proba(texts)`; the model "
+            "loads on first use. **Loading a model file runs code**: load only "
+            "files you trust; `skctd.load` shows and checks `cascade.json` (and the "
+            "file's sha256) before unpickling, and a judge restored from disk sends "
+            "its key only to the host it was saved with. The saved cascade holds no "
+            "data rows and no cache folder."
+            + (
+                " Its expert was a column of precomputed scores: it can score no new "
+                "input (a delegated row keeps its probe score and is counted as an "
+                "expert failure); for deployment, rerun with a live expert."
+                if details["kind"] == "column"
+                else ""
+            )
+        ),
     }
     settings = {
         "train": str(cfg.train), "dev": str(cfg.dev), "test": str(cfg.test),
         "model": cfg.model, "layer": cfg.layer, "pooling": cfg.pooling,
-        "max_length": cfg.max_length, "expert": cfg.expert,
+        "max_length": cfg.max_length, "expert": redact_url(cfg.expert),
         "expert_kind": details["kind"], "feature_dim": details["feature_dim"],
         "texts_as_conversations": details["mixed"],
         "chat_template": cascade.featurizer_.chat_template,
         "probe_C": details["probe_C"], "dv_ridge_alpha": dv_alpha,
         "threshold_of_saved_cascade": float(cascade.threshold_),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
-        "expert_accounting": rep,
+        "expert_accounting": {
+            **rep, "errors": [redact(e) for e in rep.get("errors", [])]
+        },
+        "expert_failure_share": share,
+        "max_expert_failures": cfg.max_expert_failures,
+        "expert_rows_scored": {"dev": [s_dev, n_dev], "test": [s_test, n_test]},
     }
     from skctd.report import write_report
 
     path = write_report(
-        info["evaluation"], out, title=cfg.title, intro=cfg.intro, settings=settings,
-        extra_sections=sections, figures=cfg.figures,
+        info["evaluation"], out, title=cfg.title,
+        intro=(warning + "\n" + cfg.intro) if warning else cfg.intro,
+        settings=settings, extra_sections=sections, figures=cfg.figures,
     )
     _log(f"report written to {path}", quiet=quiet)
     return path

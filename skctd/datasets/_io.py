@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 from sklearn.utils import Bunch
 
-from skctd.utils import check_input
+from skctd.utils import check_input, import_optional
 
 __all__ = ["read_dataset"]
+
+_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
 def _decode_conversation(cell: str) -> Any:
@@ -65,12 +67,19 @@ def _records(path: Path) -> list[tuple[str, dict]]:
                 out.append((f"{path}, line {lineno}", rec))
         return out
     if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})."
+            ) from None
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of objects.")
         return [(f"{path}, item {i}", rec) for i, rec in enumerate(data)]
     if suffix in (".csv", ".parquet"):
-        import pandas as pd
+        pd = import_optional(
+            "pandas", extra="report", purpose=f"reading {suffix} files"
+        )
 
         df = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
         offset = 2 if suffix == ".csv" else 0  # CSV: header is line 1
@@ -106,7 +115,10 @@ def read_dataset(
     Parameters
     ----------
     path : str or Path
-        A ``.jsonl``, ``.json``, ``.csv`` or ``.parquet`` file.
+        A ``.jsonl``, ``.json``, ``.csv`` or ``.parquet`` file, or a folder of
+        such shards (read in the order of their names; other files are
+        ignored). Without an id column, a row's id is its position in the whole
+        folder.
     input_column, label_column, group_column, id_column, expert_column : str
         Column names. Each input is a text or a conversation, under the rule of
         :func:`skctd.utils.check_input` (an empty or whitespace-only text is an
@@ -121,15 +133,29 @@ def read_dataset(
     -------
     Bunch
         ``inputs`` (list), ``label`` (int array, -1 where missing), ``group``, ``id`` and
-        (when ``expert_column``) ``expert`` (float array).
+        (when ``expert_column``) ``expert`` (float array, NaN where the field is
+        ``null`` / NaN: a row the expert failed on).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
-    # formats without nested values hold a conversation as a JSON string
-    json_cells = path.suffix.lower() in (".csv", ".parquet")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES)
+        if not files:
+            raise ValueError(
+                f"{path}: a folder without data files; put .jsonl, .json, .csv or "
+                ".parquet shards in it."
+            )
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(f"{path}: no such file or folder.")
     inputs, labels, groups, ids, experts = [], [], [], [], []
-    for i, (where, rec) in enumerate(_records(path)):
+    records = (
+        (rec, file.suffix.lower() in (".csv", ".parquet"))
+        for file in files
+        for rec in _records(file)
+    )
+    # formats without nested values hold a conversation as a JSON string
+    for i, ((where, rec), json_cells) in enumerate(records):
         if rec.get(input_column) is None:
             raise ValueError(f"{where}: missing field {input_column!r}.")
         inputs.append(
@@ -149,13 +175,30 @@ def read_dataset(
         groups.append(str(rec.get(group_column, "")) if group_column else "")
         ids.append(str(rec.get(id_column, i)) if id_column else str(i))
         if expert_column is not None:
+            if expert_column not in rec:
+                raise ValueError(
+                    f"{where}: missing field {expert_column!r} (the expert's score; "
+                    "null for a row the expert failed on)."
+                )
             e = rec.get(expert_column)
+            if e is None:  # the expert failed on this row: counted, not dropped
+                experts.append(np.nan)
+                continue
+            if isinstance(e, (str, bool)):
+                raise ValueError(
+                    f"{where}: field {expert_column!r} must be a number in [0, 1] "
+                    f"(or null for a failed row), got {e!r}."
+                )
             try:
                 e = float(e)
             except (TypeError, ValueError):
                 raise ValueError(
-                    f"{where}: field {expert_column!r} must be a number in [0, 1], got {e!r}."
+                    f"{where}: field {expert_column!r} must be a number in [0, 1] "
+                    f"(or null for a failed row), got {e!r}."
                 ) from None
+            if np.isnan(e):
+                experts.append(np.nan)
+                continue
             if not 0.0 <= e <= 1.0:
                 raise ValueError(
                     f"{where}: field {expert_column!r} must be in [0, 1], got {e!r}."

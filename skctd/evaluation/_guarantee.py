@@ -103,6 +103,8 @@ def validate_guarantee(
     performance_risk: str = "accuracy",
     opt_fraction: float = 0.3,
     random_state: Any = 0,
+    constraints: Any = None,
+    cost: Any = None,
 ) -> GuaranteeResult:
     """Realised delegation rates over random calibration/evaluation splits.
 
@@ -127,6 +129,12 @@ def validate_guarantee(
     n_thresholds, performance_risk, opt_fraction
         As in :func:`skctd.calibrate_threshold`.
     random_state : int, RandomState instance or None, default=0
+    constraints : mapping or list of Risk, optional
+        Extra risks certified with the budget (e.g. ``{"harm": 0.0}``), as in
+        :func:`skctd.calibrate_threshold`; the rates reported stay those of the
+        budget.
+    cost : array-like of shape (n,), optional
+        Per-row costs of the pool, for cost constraints.
 
     Returns
     -------
@@ -164,6 +172,7 @@ def validate_guarantee(
     rates, thresholds, vr, se, unc, never = {}, {}, {}, {}, {}, {}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*certif.*")
+        warnings.filterwarnings("ignore", message=".*never delegate under.*")
         for m in _VARIANTS:
             res = calibrate_budget_sweep(
                 s,
@@ -176,6 +185,9 @@ def validate_guarantee(
                 n_thresholds=n_thresholds,
                 performance_risk=performance_risk,
                 pareto=m == "pareto",
+                constraints=constraints,
+                cost=cost,
+                random_state=rng,  # drawn from only for betting p-values
             )
             thresholds[m] = res.thresholds[:, 0]
             rates[m] = res.delegation_rate(s, evals)[:, 0]

@@ -182,6 +182,8 @@ def budget_sweep(
     methods: Sequence[str] | None = None,
     n_repeats: int = 1,
     random_state: Any = 0,
+    constraints: Any = None,
+    cost: Any = None,
 ) -> SweepResult:
     """Cascade performance against the delegation budget for every method.
 
@@ -226,6 +228,11 @@ def budget_sweep(
         ``calibration_mask=None``).
     random_state : int, RandomState instance or None, default=0
         Controls the splits; the default makes the sweep deterministic.
+    constraints : mapping or list of Risk, optional
+        Extra risks certified with the budget by the calibrated methods (e.g.
+        ``{"harm": 0.0}``); see :func:`skctd.calibrate_threshold`.
+    cost : array-like of shape (n,), optional
+        Per-row costs of the pool, for ``"cost"`` / ``"cost_share"`` constraints.
 
     Returns
     -------
@@ -303,6 +310,9 @@ def budget_sweep(
                 splits=[(opt_idx, test_idx)],
                 n_thresholds=n_thresholds,
                 performance_risk=performance_risk,
+                constraints=constraints,
+                cost=cost,
+                random_state=rng,  # drawn from only for betting p-values
             )
             thr = res.thresholds[0]
             thresholds[m][r] = thr

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import _num_samples
 
+from skctd.utils import redact
+
 __all__ = ["BaseExpert", "ExpertError", "ExpertReport", "describe_rows"]
 
 _ON_ERROR = ("raise", "fallback")
@@ -42,7 +44,7 @@ class ExpertError(RuntimeError):
     """
 
     def __init__(self, message: str, rows: np.ndarray | Sequence[int] = ()) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.rows = np.asarray(rows, dtype=np.intp)
 
 
@@ -64,6 +66,15 @@ class ExpertReport:
         Requests sent to the model (forward batches or HTTP requests, retries included).
     n_retries : int
         Requests that were retries of an earlier failed request.
+    n_bounded : int
+        Rows scored in this call whose score is a bound rather than a reading: an
+        LLM judge that could read only one of its two label words reports the
+        upper end of the interval of P(positive) consistent with what it read
+        (see :class:`~skctd.OpenAIJudge`). Rows served from a cache are not
+        counted again.
+    n_cache_errors : int
+        Cache entries that could not be read back (corrupt or of the wrong shape):
+        each was treated as a miss, scored again and overwritten.
     prompt_tokens, completion_tokens : int
         Tokens, when the expert reports them.
     latency_s : float
@@ -72,7 +83,8 @@ class ExpertReport:
         Positions of the failing rows in the batch (for one call), or in the order
         rows were given (accumulated).
     errors : list of str
-        Up to 10 distinct error messages, to diagnose failures.
+        Up to 10 distinct error messages, to diagnose failures (with any key,
+        token or credential removed, see :func:`skctd.utils.redact`).
     """
 
     n_rows: int = 0
@@ -81,6 +93,8 @@ class ExpertReport:
     n_cache_hits: int = 0
     n_requests: int = 0
     n_retries: int = 0
+    n_bounded: int = 0
+    n_cache_errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
@@ -88,7 +102,9 @@ class ExpertReport:
     errors: list[str] = field(default_factory=list)
 
     def add_error(self, message: str) -> None:
-        """Record an error message (distinct messages, at most 10 kept)."""
+        """Record an error message (distinct messages, at most 10 kept), with any
+        secret removed (:func:`skctd.utils.redact`)."""
+        message = redact(message)
         if message not in self.errors and len(self.errors) < 10:
             self.errors.append(message)
 
@@ -105,6 +121,8 @@ class ExpertReport:
             "n_cache_hits",
             "n_requests",
             "n_retries",
+            "n_bounded",
+            "n_cache_errors",
             "prompt_tokens",
             "completion_tokens",
             "latency_s",

@@ -9,11 +9,13 @@ from skctd.llm._batching import dedupe, length_sorted_batches, progress_bar
 from skctd.llm._cache import DiskCache, text_hash
 from skctd.llm._device import resolve_device, resolve_dtype
 from skctd.llm._loading import (
+    check_no_secret_kwargs,
     clear_model_cache,
     find_packaged_model,
     load_config,
     load_model,
     load_tokenizer,
+    model_fingerprint,
     resolve_model,
 )
 from skctd.llm._render import has_chat_template, render_texts, uses_chat_template
@@ -21,6 +23,7 @@ from skctd.llm._render import has_chat_template, render_texts, uses_chat_templat
 __all__ = [
     "ActivationTransformer",
     "DiskCache",
+    "check_no_secret_kwargs",
     "clear_model_cache",
     "dedupe",
     "find_packaged_model",
@@ -29,6 +32,7 @@ __all__ = [
     "load_config",
     "load_model",
     "load_tokenizer",
+    "model_fingerprint",
     "progress_bar",
     "render_texts",
     "resolve_device",

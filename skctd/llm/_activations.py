@@ -13,12 +13,18 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skctd.llm._batching import dedupe, length_sorted_batches, progress_bar
+from skctd.llm._cache import DiskCache, text_hash
 from skctd.llm._device import resolve_device, resolve_dtype
-from skctd.llm._loading import load_config, load_tokenizer, resolve_model
+from skctd.llm._loading import (
+    load_config,
+    load_tokenizer,
+    model_fingerprint,
+    resolve_model,
+)
 from skctd.llm._render import render_texts, uses_chat_template
 from skctd.utils import check_inputs, import_optional
 
-__all__ = ["ActivationTransformer"]
+__all__ = ["ActivationTransformer", "input_key"]
 
 _POOLINGS = ("mean", "last", "max", "first")
 # rows tokenised, sorted and batched together: peak memory follows this, not len(X)
@@ -27,6 +33,23 @@ _CHUNK_ROWS = 4096
 
 class _StopForward(Exception):
     """Raised by a hook once the deepest requested layer is captured."""
+
+
+def input_key(row: Any) -> str:
+    """The cache key of one validated input: its kind and its content.
+
+    A text is keyed ``"text:" + text`` and a conversation ``"conversation:" +``
+    its canonical JSON, so a text that spells a conversation as JSON never shares
+    an entry (or a de-duplicated row) with that conversation.
+    """
+    if isinstance(row, str):
+        return "text:" + row
+    return "conversation:" + json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
+def _row_keys(rows: list[Any]) -> list[str]:
+    """The cache and de-duplication key of each input (transform and write_cache)."""
+    return [input_key(r) for r in rows]
 
 
 def _find_blocks(model: Any, n_layers: int) -> Any:
@@ -112,13 +135,23 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
     system_prompt : str or None, default=None
         System message put first when a chat template is applied.
     model_kwargs : dict or None, default=None
-        Extra arguments to ``from_pretrained``, e.g. ``{"gguf_file": "m.gguf"}``.
+        Extra arguments to ``from_pretrained``, e.g. ``{"gguf_file": "m.gguf"}``
+        or ``{"revision": "..."}``. A hub token is refused here (it would end up
+        in ``get_params``, the ``repr``, pickles and cache files): use
+        ``token_env``.
+    token_env : str or None, default=None
+        NAME of the environment variable holding a Hugging Face token, for a
+        private or gated model (e.g. ``"HF_TOKEN"``). The token is read when the
+        model loads and is never stored.
     trust_remote_code : bool, default=False
         Allow model code from the hub (only for models you trust).
     cache : str, path or None, default=None
-        A folder where pooled vectors are stored per model, layer, pooling,
-        truncation, dtype, template settings and input; a later call with the same
-        settings reads them back without loading the model.
+        A folder where pooled vectors are stored per model (name, revision and,
+        for a local folder, its files), layer, pooling, truncation, dtype,
+        template (settings and the tokenizer's template text) and input (a text
+        and a conversation are keyed apart, even when one spells the other as
+        JSON); a later call with the same settings reads them back without
+        loading the model. A damaged entry is computed again.
     progress : bool or "auto", default="auto"
         A tqdm progress bar over the forward passes: ``"auto"`` shows it when
         stderr is a terminal, ``True`` always, ``False`` never.
@@ -181,6 +214,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         "chat_template": ["boolean", str],
         "system_prompt": [str, None],
         "model_kwargs": [dict, None],
+        "token_env": [str, None],
         "trust_remote_code": ["boolean"],
         "cache": [str, Path, None],
         "progress": ["boolean", StrOptions({"auto"})],
@@ -202,6 +236,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         chat_template: Any = "auto",
         system_prompt: str | None = None,
         model_kwargs: dict | None = None,
+        token_env: str | None = None,
         trust_remote_code: bool = False,
         cache: str | Path | None = None,
         progress: bool | str = "auto",
@@ -219,6 +254,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         self.chat_template = chat_template
         self.system_prompt = system_prompt
         self.model_kwargs = model_kwargs
+        self.token_env = token_env
         self.trust_remote_code = trust_remote_code
         self.cache = cache
         self.progress = progress
@@ -248,7 +284,12 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         resolve_device(self.device, check_available=False)
         resolve_dtype(self.dtype, "cpu")
         name, kwargs = resolve_model(self.model, self.model_kwargs)
-        config = load_config(name, kwargs, trust_remote_code=self.trust_remote_code)
+        config = load_config(
+            name,
+            kwargs,
+            trust_remote_code=self.trust_remote_code,
+            token_env=self.token_env,
+        )
         if hasattr(config, "get_text_config"):  # a multimodal model's language model
             config = config.get_text_config()
         n_layers = getattr(config, "num_hidden_layers", None)
@@ -281,12 +322,21 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         return {"name": name, "kwargs": kwargs, "layers": resolved}
 
     def _namespace(self, settings: dict, layer: int) -> dict[str, Any]:
+        """Everything that changes a pooled vector, but the input (no secret)."""
         device = resolve_device(self.device)
+        template = None
+        if self.chat_template is not False:
+            tokenizer = self.get_tokenizer()
+            text = getattr(tokenizer, "chat_template", None)
+            template = text_hash(str(text)) if text else None
         return {
             "kind": "ActivationTransformer",
-            "version": 1,
+            # 2: keys are typed (a text never shares an entry with a conversation)
+            "version": 2,
             "model": settings["name"],
             "model_kwargs": settings["kwargs"],
+            "model_files": model_fingerprint(settings["name"], settings["kwargs"]),
+            "tokenizer_chat_template": template,
             "layer": layer,
             "pooling": self.pooling,
             "max_length": self.max_length_,
@@ -312,7 +362,12 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         name, kwargs = resolve_model(self.model, self.model_kwargs)
-        return load_tokenizer(name, kwargs, trust_remote_code=self.trust_remote_code)
+        return load_tokenizer(
+            name,
+            kwargs,
+            trust_remote_code=self.trust_remote_code,
+            token_env=self.token_env,
+        )
 
     # -- sklearn API ------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> ActivationTransformer:
@@ -372,17 +427,13 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
         layers = settings["layers"]
         width = self.hidden_size_
         out_dtype = np.dtype(self.output_dtype)
-        keys = [
-            r if isinstance(r, str) else json.dumps(r, sort_keys=True) for r in rows
-        ]
+        keys = _row_keys(rows)
         unique_keys, first_row, inverse = dedupe(keys, return_index=True)
         n_unique = len(unique_keys)
         values = np.empty((n_unique, width * len(layers)), dtype=out_dtype)
         todo = np.arange(n_unique)
         disks = hashes = None
         if self.cache is not None and n_unique:
-            from skctd.llm._cache import DiskCache, text_hash
-
             hashes = [text_hash(k) for k in unique_keys]
             disks = [
                 DiskCache(self.cache, self._namespace(settings, la)) for la in layers
@@ -410,6 +461,60 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
             return values
         return values[inverse]
 
+    def write_cache(self, X: Any, Z: Any) -> ActivationTransformer:
+        """Store features of ``X`` computed elsewhere in the disk cache ``cache``.
+
+        For features computed with the same settings by another process or
+        machine — e.g. on a Ray cluster by :func:`skctd.ray.featurize` — so that
+        a later :meth:`transform` of these inputs reads them back instead of
+        running the model. The cache is keyed by the settings that resolve here:
+        with ``dtype="auto"`` that is float32 on a CPU machine, so features
+        computed on a GPU in another dtype must come with that ``dtype`` set.
+
+        Parameters
+        ----------
+        X : list, array or Series of str or of conversations
+            The inputs, as for :meth:`transform`.
+        Z : array-like of shape (n_samples, n_features)
+            Their features, ``n_features`` being ``n_features_out_`` (float32 or
+            float64; stored as float32, the dtype the cache holds).
+
+        Returns
+        -------
+        self : ActivationTransformer
+        """
+        if self.cache is None:
+            raise ValueError(
+                "cache is None: set cache to a folder to store features in it."
+            )
+        settings = self._check_settings()
+        rows = check_inputs(X, name="X", allow_mixed=self._templates_every_row())
+        Z = np.asarray(Z)
+        if Z.shape != (len(rows), self.n_features_out_):
+            raise ValueError(
+                f"Z has shape {Z.shape}; expected ({len(rows)}, "
+                f"{self.n_features_out_}): one row of n_features_out_ per input."
+            )
+        if Z.dtype not in (np.float32, np.float64):
+            raise ValueError(
+                f"Z has dtype {Z.dtype}; the cache holds float32 vectors: give "
+                "float32 or float64 features (output_dtype='float16' loses bits)."
+            )
+        if not np.isfinite(Z).all():
+            raise ValueError("Z has NaN or infinite values; they are not cached.")
+        from skctd.llm._cache import DiskCache, text_hash
+
+        keys = _row_keys(rows)
+        unique_keys, first_row, _ = dedupe(keys, return_index=True)
+        hashes = [text_hash(k) for k in unique_keys]
+        width = self.hidden_size_
+        for j, layer in enumerate(settings["layers"]):
+            block = Z[first_row, j * width : (j + 1) * width].astype(np.float32)
+            DiskCache(self.cache, self._namespace(settings, layer)).put_many(
+                dict(zip(hashes, block, strict=True))
+            )
+        return self
+
     # -- the forward pass ----------------------------------------------------------------
     def _load(self, settings: dict) -> tuple[Any, Any]:
         from skctd.llm._loading import load_model  # looked up here: tests patch it
@@ -421,6 +526,7 @@ class ActivationTransformer(TransformerMixin, BaseEstimator):
             dtype=self.dtype,
             model_kwargs=settings["kwargs"],
             trust_remote_code=self.trust_remote_code,
+            token_env=self.token_env,
         )
 
     def _compute(

@@ -4,7 +4,10 @@ Each entry is one ``.npy`` file named by the key, in a sub-folder named by a has
 the *namespace* (model, layer, pooling, ... : everything that changes the value), so
 different settings never collide. Writes are atomic (a temporary file then
 ``os.replace``), so two processes filling the same cache at once are safe: the last
-writer wins with an identical value.
+writer wins with an identical value. :meth:`DiskCache.clear` deletes only
+finished entries, never another writer's temporary file, and a writer whose
+folder disappears under it (a ``clear`` or an ``rm -r`` elsewhere) writes again.
+A file that cannot be read back is a miss, never an error.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import numpy as np
 __all__ = ["DiskCache", "text_hash"]
 
 _SAFE_KEY = re.compile(r"[0-9a-f]{16,128}")
+_TMP_PREFIX = ".tmp-"
+_WRITE_ATTEMPTS = 5
 
 
 def text_hash(text: str) -> str:
@@ -111,8 +116,20 @@ class DiskCache:
         return self.path / name[:2] / f"{name}.npy"
 
     def _atomic_write(self, target: Path, data: bytes) -> None:
+        # a concurrent clear() or rm -r may remove the folder between mkdir and
+        # replace: write again (a few times) rather than fail
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                self._write_once(target, data)
+                return
+            except FileNotFoundError:
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
+
+    @staticmethod
+    def _write_once(target: Path, data: bytes) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npy")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_TMP_PREFIX, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -124,12 +141,16 @@ class DiskCache:
                 pass
             raise
 
-    def get_many(self, keys: list[str]) -> tuple[dict[str, Any], list[str]]:
+    def get_many(
+        self, keys: list[str], *, return_n_corrupt: bool = False
+    ) -> tuple[dict[str, Any], list[str]] | tuple[dict[str, Any], list[str], int]:
         """Look keys up.
 
         Parameters
         ----------
         keys : list of str
+        return_n_corrupt : bool, default=False
+            Also return how many entries exist but could not be read.
 
         Returns
         -------
@@ -137,21 +158,33 @@ class DiskCache:
             key -> ndarray (or float for a value stored as a scalar).
         missing : list of str
             Keys not in the cache (in the given order). A corrupt file counts as
-            missing.
+            missing (it is overwritten by the next ``put_many`` of its key).
+        n_corrupt : int
+            Only with ``return_n_corrupt=True``: entries that exist but could
+            not be read.
         """
         found: dict[str, Any] = {}
         missing: list[str] = []
+        n_corrupt = 0
         if not self.path.is_dir():
-            return found, list(keys)
+            return (found, list(keys), 0) if return_n_corrupt else (found, list(keys))
         for key in keys:
             file = self._file(key)
             try:
                 value = np.load(file, allow_pickle=False)
+            except FileNotFoundError:
+                missing.append(key)
+                continue
             except (OSError, ValueError, EOFError):
+                n_corrupt += 1
+                missing.append(key)
+                continue
+            if not isinstance(value, np.ndarray):  # an .npz archive, not an entry
+                n_corrupt += 1
                 missing.append(key)
                 continue
             found[key] = float(value) if value.ndim == 0 else value
-        return found, missing
+        return (found, missing, n_corrupt) if return_n_corrupt else (found, missing)
 
     def put_many(self, values: dict[str, Any]) -> None:
         """Store values (arrays or floats), replacing existing entries atomically.
@@ -171,16 +204,23 @@ class DiskCache:
             np.save(buf, np.asarray(value), allow_pickle=False)
             self._atomic_write(self._file(key), buf.getvalue())
 
-    def __len__(self) -> int:
+    def _entries(self) -> list[Path]:
         if not self.path.is_dir():
-            return 0
-        return sum(1 for _ in self.path.glob("*/*.npy"))
+            return []
+        return [
+            f for f in self.path.glob("*/*.npy") if not f.name.startswith(_TMP_PREFIX)
+        ]
+
+    def __len__(self) -> int:
+        return len(self._entries())
 
     def clear(self) -> None:
-        """Delete every entry of this namespace."""
-        if not self.path.is_dir():
-            return
-        for file in self.path.glob("*/*.npy"):
+        """Delete every entry of this namespace.
+
+        Safe while other processes write: only finished entries are deleted
+        (never a writer's temporary file), and the folders are kept.
+        """
+        for file in self._entries():
             try:
                 file.unlink()
             except FileNotFoundError:

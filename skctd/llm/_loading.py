@@ -15,14 +15,16 @@ weights. torch and transformers are imported lazily.
 from __future__ import annotations
 
 import collections
+import hashlib
 import importlib.util
+import json
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from skctd.llm._device import resolve_device, resolve_dtype
-from skctd.utils import import_optional
+from skctd.utils import import_optional, read_secret_env, redact
 
 __all__ = [
     "clear_model_cache",
@@ -30,6 +32,8 @@ __all__ = [
     "load_config",
     "load_model",
     "load_tokenizer",
+    "model_fingerprint",
+    "check_no_secret_kwargs",
     "resolve_model",
 ]
 
@@ -164,9 +168,16 @@ def resolve_model(
     >>> from skctd.llm import resolve_model
     >>> resolve_model("my-org/my-model", {"revision": "main"})
     ('my-org/my-model', {'revision': 'main'})
+
+    A hub token is a secret: it is refused here (it would end up in parameters,
+    reprs, pickles and cache files); pass the NAME of the environment variable
+    that holds it as ``token_env`` instead.
     """
     if model_kwargs is not None and not isinstance(model_kwargs, dict):
-        raise TypeError(f"model_kwargs must be a dict or None, got {model_kwargs!r}.")
+        raise TypeError(
+            f"model_kwargs must be a dict or None, got {type(model_kwargs).__name__}."
+        )
+    check_no_secret_kwargs(model_kwargs)
     name = str(name_or_path)
     kwargs = dict(model_kwargs or {})
     if name.lower() in _PACKAGED and not Path(name).exists():
@@ -175,13 +186,117 @@ def resolve_model(
     return name, kwargs
 
 
+_SECRET_KWARGS = ("token", "use_auth_token")
+
+
+def check_no_secret_kwargs(model_kwargs: dict[str, Any] | None) -> None:
+    """Refuse a hub token given as a value in ``model_kwargs``.
+
+    ``{"token": True}`` (use the token saved by ``huggingface-cli login``) is
+    fine; a token string is a secret and must come from an environment variable
+    named by ``token_env``.
+
+    Parameters
+    ----------
+    model_kwargs : dict or None
+
+    Raises
+    ------
+    ValueError
+        Naming the key, never showing its value.
+    """
+    for key in _SECRET_KWARGS:
+        value = (model_kwargs or {}).get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(
+                f"model_kwargs[{key!r}] holds a secret (its value is not shown): "
+                "it would be kept in the estimator's parameters, repr, pickles and "
+                "cache files. Put the token in an environment variable and pass its "
+                "NAME, e.g. token_env='HF_TOKEN'."
+            )
+
+
+def _looks_like_path(name: str) -> bool:
+    """A local path rather than a hub id (``name`` or ``org/name``)."""
+    return (
+        name.startswith(("/", "./", "../", "~", ".\\", "..\\"))
+        or name in (".", "..")
+        or "\\" in name
+        or name.count("/") > 1
+        or (len(name) > 1 and name[1] == ":")  # a Windows drive
+    )
+
+
 def _check_name(name_or_path: Any) -> str:
     if not isinstance(name_or_path, (str, Path)) or not str(name_or_path):
         raise ValueError(
             f"model must be a Hugging Face hub name or a local folder, got "
             f"{name_or_path!r}."
         )
-    return str(name_or_path)
+    name = str(name_or_path)
+    if isinstance(name_or_path, Path) or _looks_like_path(name):
+        path = Path(name).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(
+                f"model {name!r}: no such folder. Give the folder of a saved "
+                "Hugging Face model, a hub name such as 'org/name', or one of the "
+                "packaged models 'smollm2' / 'all-MiniLM-L6-v2'."
+            )
+        if not path.is_dir() and path.suffix.lower() != ".gguf":
+            raise FileNotFoundError(
+                f"model {name!r} is a file, not a model folder: give the folder "
+                "that holds config.json (for a .gguf file, the folder and "
+                "model_kwargs={'gguf_file': name})."
+            )
+    return name
+
+
+def _hub_token(token_env: str | None) -> dict[str, Any]:
+    """``{"token": value}`` read from the environment variable ``token_env``."""
+    if token_env is None:
+        return {}
+    if not isinstance(token_env, str) or not token_env:
+        raise ValueError(
+            "token_env must be the NAME of an environment variable holding a "
+            f"Hugging Face token (e.g. 'HF_TOKEN') or None, got {type(token_env).__name__}."
+        )
+    token = read_secret_env(token_env, what="Hugging Face token")
+    return {} if token is None else {"token": token}
+
+
+def model_fingerprint(name_or_path: str, model_kwargs: dict[str, Any] | None = None) -> str:
+    """What identifies a model's weights, for cache keys (no secret, no I/O beyond
+    listing a local folder).
+
+    A hub name is identified by its name and ``revision``; a local folder (or a
+    packaged model) also by the names, sizes and modification times of its files,
+    so a model saved again under the same path does not reuse old cache entries.
+
+    Parameters
+    ----------
+    name_or_path : str
+    model_kwargs : dict or None, default=None
+
+    Returns
+    -------
+    fingerprint : str
+        A sha256 hex digest.
+    """
+    name, kwargs = resolve_model(name_or_path, model_kwargs)
+    files: list[Any] = []
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir()):
+            try:
+                stat = entry.stat()
+            except OSError:
+                continue
+            if entry.is_file():
+                files.append([entry.name, stat.st_size, stat.st_mtime_ns])
+    blob = json.dumps(
+        {"kwargs": kwargs, "files": files}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 # -- configs and tokenizers ---------------------------------------------------------
@@ -190,6 +305,7 @@ def load_config(
     model_kwargs: dict[str, Any] | None = None,
     *,
     trust_remote_code: bool = False,
+    token_env: str | None = None,
 ) -> Any:
     """The model's config (no weights), cached per process.
 
@@ -199,8 +315,11 @@ def load_config(
         Hub name, local folder or packaged-model name (see :func:`resolve_model`).
     model_kwargs : dict or None, default=None
         ``from_pretrained`` arguments; those the config needs (``gguf_file``,
-        ``revision``, ``subfolder``, ``token``, ``cache_dir``) are passed on.
+        ``revision``, ``subfolder``, ``cache_dir``) are passed on.
     trust_remote_code : bool, default=False
+    token_env : str or None, default=None
+        NAME of the environment variable holding a Hugging Face token (for a
+        private or gated model); the token is read when needed and never stored.
 
     Returns
     -------
@@ -209,18 +328,21 @@ def load_config(
         ``get_text_config()`` for the language model's).
     """
     name, kwargs = resolve_model(_check_name(name_or_path), model_kwargs)
-    key = (name, _freeze(kwargs), bool(trust_remote_code))
+    key = (name, _freeze(kwargs), bool(trust_remote_code), token_env)
     with _LOCK:
         if key in _CONFIG_CACHE:
             return _CONFIG_CACHE[key]
     transformers = _transformers("reading a model config")
     config_kwargs = {k: v for k, v in kwargs.items() if k in _SHARED_KWARGS}
+    config_kwargs.update(_hub_token(token_env))
     try:
         config = transformers.AutoConfig.from_pretrained(
             name, trust_remote_code=bool(trust_remote_code), **config_kwargs
         )
-    except OSError as exc:
-        raise _load_error(name, "config", exc) from exc
+    except Exception as exc:
+        if _is_load_failure(exc):
+            raise _load_error(name, "config", exc) from None
+        raise
     with _LOCK:
         _CONFIG_CACHE[key] = config
     return config
@@ -231,6 +353,7 @@ def load_tokenizer(
     model_kwargs: dict[str, Any] | None = None,
     *,
     trust_remote_code: bool = False,
+    token_env: str | None = None,
 ) -> Any:
     """The model's tokenizer (no weights), cached per process.
 
@@ -240,8 +363,10 @@ def load_tokenizer(
         Hub name, local folder or packaged-model name (see :func:`resolve_model`).
     model_kwargs : dict or None, default=None
         ``from_pretrained`` arguments; those the tokenizer needs (``gguf_file``,
-        ``revision``, ``subfolder``, ``token``, ``cache_dir``) are passed on.
+        ``revision``, ``subfolder``, ``cache_dir``) are passed on.
     trust_remote_code : bool, default=False
+    token_env : str or None, default=None
+        NAME of the environment variable holding a Hugging Face token.
 
     Returns
     -------
@@ -251,7 +376,7 @@ def load_tokenizer(
     """
     name, kwargs = resolve_model(_check_name(name_or_path), model_kwargs)
     tok_kwargs = {k: v for k, v in kwargs.items() if k in _SHARED_KWARGS}
-    key = (name, _freeze(tok_kwargs), bool(trust_remote_code))
+    key = (name, _freeze(tok_kwargs), bool(trust_remote_code), token_env)
     with _LOCK:
         if key in _TOKENIZER_CACHE:
             return _TOKENIZER_CACHE[key]
@@ -259,10 +384,15 @@ def load_tokenizer(
         with _quiet(transformers):
             try:
                 tokenizer = transformers.AutoTokenizer.from_pretrained(
-                    name, trust_remote_code=bool(trust_remote_code), **tok_kwargs
+                    name,
+                    trust_remote_code=bool(trust_remote_code),
+                    **tok_kwargs,
+                    **_hub_token(token_env),
                 )
-            except OSError as exc:
-                raise _load_error(name, "tokenizer", exc) from exc
+            except Exception as exc:
+                if _is_load_failure(exc):
+                    raise _load_error(name, "tokenizer", exc) from None
+                raise
         if tokenizer.pad_token_id is None:
             if tokenizer.eos_token is not None:
                 tokenizer.pad_token = tokenizer.eos_token
@@ -290,9 +420,20 @@ class _quiet:
             self.logging.enable_progress_bar()
 
 
+def _is_load_failure(exc: Exception) -> bool:
+    """A model that cannot be found or read (not a bug of ours)."""
+    return isinstance(exc, OSError) or type(exc).__name__ in (
+        "HFValidationError",
+        "RepositoryNotFoundError",
+        "GatedRepoError",
+        "LocalEntryNotFoundError",
+    )
+
+
 def _load_error(name: str, what: str, exc: Exception) -> OSError:
+    detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
     return OSError(
-        f"could not load the model {name!r} ({what}): {exc}. Pass a local "
+        f"could not load the model {name!r} ({what}): {detail}. Pass a local "
         "folder, a hub name reachable from this machine (HF_HUB_OFFLINE is "
         f"{'set' if _offline() else 'not set'}), or one of the packaged "
         "models 'smollm2' / 'all-MiniLM-L6-v2'."
@@ -338,6 +479,7 @@ def load_model(
     dtype: Any = "auto",
     model_kwargs: dict[str, Any] | None = None,
     trust_remote_code: bool = False,
+    token_env: str | None = None,
 ) -> tuple[Any, Any]:
     """Load (or reuse) a tokenizer and a model in eval mode.
 
@@ -359,6 +501,9 @@ def load_model(
         Passed to ``from_pretrained`` (``gguf_file`` goes to the tokenizer too).
     trust_remote_code : bool, default=False
         Passed to ``from_pretrained``.
+    token_env : str or None, default=None
+        NAME of the environment variable holding a Hugging Face token (for a
+        private or gated model); the token is read when loading and never stored.
 
     Returns
     -------
@@ -373,7 +518,7 @@ def load_model(
     torch_dtype = resolve_dtype(dtype, torch_device)
     if kind == "base":
         shared = _shared_base(
-            name, kwargs, torch_device, torch_dtype, trust_remote_code
+            name, kwargs, torch_device, torch_dtype, trust_remote_code, token_env
         )
         if shared is not None:
             return shared
@@ -384,12 +529,15 @@ def load_model(
         str(torch_dtype),
         _freeze(kwargs),
         bool(trust_remote_code),
+        token_env,
     )
     with _LOCK:
         if key in _MODEL_CACHE:
             _MODEL_CACHE.move_to_end(key)
             return _MODEL_CACHE[key]
-        tokenizer = load_tokenizer(name, kwargs, trust_remote_code=trust_remote_code)
+        tokenizer = load_tokenizer(
+            name, kwargs, trust_remote_code=trust_remote_code, token_env=token_env
+        )
         transformers = _transformers("loading Hugging Face models")
         auto = (
             transformers.AutoModel
@@ -400,9 +548,13 @@ def load_model(
         load_kwargs.setdefault("dtype", torch_dtype)
         with _quiet(transformers):
             try:
-                model = auto.from_pretrained(name, **load_kwargs)
-            except OSError as exc:
-                raise _load_error(name, kind, exc) from exc
+                model = auto.from_pretrained(
+                    name, **load_kwargs, **_hub_token(token_env)
+                )
+            except Exception as exc:
+                if _is_load_failure(exc):
+                    raise _load_error(name, kind, exc) from None
+                raise
         model = model.to(device=torch_device, dtype=torch_dtype)
         model.eval()
         model.requires_grad_(False)
@@ -418,9 +570,12 @@ def _shared_base(
     device: Any,
     dtype: Any,
     trust_remote_code: bool,
+    token_env: str | None = None,
 ) -> tuple[Any, Any] | None:
     """(tokenizer, base model inside the causal LM), or None when not shareable."""
-    config = load_config(name, kwargs, trust_remote_code=trust_remote_code)
+    config = load_config(
+        name, kwargs, trust_remote_code=trust_remote_code, token_env=token_env
+    )
     base_classes = _causal_base_class(config, kwargs)
     if base_classes is None:
         return None
@@ -431,6 +586,7 @@ def _shared_base(
         dtype=dtype,
         model_kwargs=kwargs,
         trust_remote_code=trust_remote_code,
+        token_env=token_env,
     )
     base = lm.base_model
     if type(base) not in base_classes:  # not what AutoModel would give: load that

@@ -9,7 +9,7 @@ from typing import Any
 
 from skctd.evaluation import CascadeEvaluation
 from skctd.report._markdown import render_markdown
-from skctd.utils import import_optional, to_jsonable
+from skctd.utils import import_optional, redact, to_jsonable
 
 __all__ = ["write_report"]
 
@@ -89,11 +89,12 @@ def write_report(
         extra_sections=extra_sections, figures=pngs, note=note,
     )
     path = out / "report.md"
-    path.write_text(md, encoding="utf-8")
+    # no key, token or credential is ever written (skctd.utils.redact)
+    path.write_text(redact(md), encoding="utf-8")
     payload = evaluation.to_dict()
     payload["run"] = run
     (out / "results.json").write_text(
-        json.dumps(payload, indent=1, allow_nan=False), encoding="utf-8"
+        redact(json.dumps(payload, indent=1, allow_nan=False)), encoding="utf-8"
     )
     return path
 

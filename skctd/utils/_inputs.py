@@ -175,7 +175,13 @@ def _rows_of(X: Any, name: str) -> list[Any]:
         ) from exc
 
 
-def check_inputs(X: Any, *, name: str = "X", allow_mixed: bool = False) -> list[Any]:
+def check_inputs(
+    X: Any,
+    *,
+    name: str = "X",
+    allow_mixed: bool = False,
+    return_errors: bool = False,
+) -> list[Any] | tuple[list[Any], dict[int, str]]:
     """Validate LLM inputs: texts or chat conversations (see :func:`check_input`).
 
     Parameters
@@ -206,8 +212,16 @@ def check_inputs(X: Any, *, name: str = "X", allow_mixed: bool = False) -> list[
     """
     rows = _rows_of(X, name)
     first_of: dict[str, int] = {}
+    errors: dict[int, str] = {}
     for i, row in enumerate(rows):
-        row = rows[i] = check_input(row, name=f"{name}[{i}]")
+        try:
+            row = rows[i] = check_input(row, name=f"{name}[{i}]")
+        except (TypeError, ValueError) as exc:
+            if not return_errors:
+                raise
+            rows[i] = None
+            errors[i] = str(exc)
+            continue
         kind = "text" if isinstance(row, str) else "conversation"
         first_of.setdefault(kind, i)
         if len(first_of) > 1 and not allow_mixed:
@@ -218,4 +232,4 @@ def check_inputs(X: Any, *, name: str = "X", allow_mixed: bool = False) -> list[
                 "(e.g. wrap texts as [{'role': 'user', 'content': text}]), or "
                 "chat_template=True so that every row goes through the chat template."
             )
-    return rows
+    return (rows, errors) if return_errors else rows

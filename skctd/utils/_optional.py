@@ -14,6 +14,7 @@ _EXTRA_OF = {
     "matplotlib": "plot",
     "matplotlib.pyplot": "plot",
     "pandas": "report",
+    "httpx": "openai",
 }
 
 

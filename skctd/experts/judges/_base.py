@@ -92,9 +92,11 @@ class BaseJudge(BaseExpert):
     def score_with_report(self, X: Any) -> tuple[np.ndarray, ExpertReport]:
         """Score ``X`` and return the :class:`~skctd.experts.ExpertReport` of the call.
 
-        Bad parameters and malformed inputs (see :func:`skctd.utils.check_inputs`)
-        raise ``ValueError`` or ``TypeError`` whatever ``on_error`` says;
-        ``on_error`` governs failures of the model itself.
+        Bad parameters raise ``ValueError`` whatever ``on_error`` says. A row
+        that is not a valid input (see :func:`skctd.utils.check_inputs`) raises
+        ``ValueError`` / ``TypeError`` with ``on_error="raise"``; with
+        ``on_error="fallback"`` it is a failed row like any other (NaN, counted
+        in the report with the reason), never a failure of the whole batch.
 
         Parameters
         ----------
@@ -110,8 +112,43 @@ class BaseJudge(BaseExpert):
             Requests, retries, cache hits, tokens, failures and their reasons.
         """
         self._check_params()
-        self._check_on_error()
-        return super().score_with_report(self._check_rows(X))
+        if self._check_on_error() == "raise":
+            return super().score_with_report(self._check_rows(X))
+        rows, invalid = check_inputs(
+            X, name="X", allow_mixed=True, return_errors=True
+        )
+        if not invalid:
+            return super().score_with_report(self._check_rows(rows))
+        # rows no expert can read fail alone: the others are scored as usual
+        n = len(rows)
+        valid = np.array([i for i in range(n) if i not in invalid], dtype=np.intp)
+        tls = self._thread_state()
+        if valid.size:
+            sub_scores, sub = super().score_with_report(
+                self._check_rows([rows[i] for i in valid])
+            )
+        else:
+            sub_scores, sub = np.empty(0), ExpertReport()
+            tls.details = None
+        scores = np.full(n, np.nan)
+        scores[valid] = sub_scores
+        report = ExpertReport(n_rows=n)
+        report.merge(sub)
+        report.n_rows = n
+        for i in sorted(invalid):
+            report.add_error(invalid[i])
+        report.failed_rows = np.flatnonzero(np.isnan(scores)).tolist()
+        report.n_failed = len(report.failed_rows)
+        report.n_scored = n - report.n_failed
+        details = getattr(tls, "details", None)
+        if details is not None:  # what score_details reads, aligned with X
+            full = {}
+            for key, values in details.items():
+                out = np.full(n, np.nan)
+                out[valid] = values
+                full[key] = out
+            tls.details = full
+        return scores, report
 
     def score_details(self, X: Any) -> dict[str, Any]:
         """Scores with the label-word probabilities and the leaked mass.
@@ -190,7 +227,7 @@ class BaseJudge(BaseExpert):
         prompts, keys, fingerprint = self._keys(X, settings)
         unique, first, inverse = dedupe(keys, return_index=True)
         report.n_cache_hits += len(keys) - len(unique)  # duplicates within the call
-        known = self._cache_get(unique, fingerprint)
+        known = self._cache_get(unique, fingerprint, report)
         report.n_cache_hits += len(known)  # distinct inputs found in a cache
         lp = np.full((len(unique), 2), np.nan)
         for j, key in enumerate(unique):
@@ -256,7 +293,12 @@ class BaseJudge(BaseExpert):
             )
         return disk
 
-    def _cache_get(self, keys: list[str], fingerprint: str) -> dict[str, np.ndarray]:
+    def _cache_get(
+        self, keys: list[str], fingerprint: str, report: ExpertReport | None = None
+    ) -> dict[str, np.ndarray]:
+        """The cached ``[lp_pos, lp_neg]`` of the keys found; an entry that cannot
+        be read back (corrupt, wrong shape, NaN) is a miss, counted in
+        ``report.n_cache_errors``: the row is scored again and overwritten."""
         found: dict[str, np.ndarray] = {}
         if self.cache:
             memory = self._memory()
@@ -264,11 +306,20 @@ class BaseJudge(BaseExpert):
         disk = self._disk(fingerprint)
         missing = [k for k in keys if k not in found]
         if disk is not None and missing:
-            on_disk, _ = disk.get_many(missing)
+            on_disk, _, n_corrupt = disk.get_many(missing, return_n_corrupt=True)
+            n_bad = n_corrupt
+            good = {}
             for key, value in on_disk.items():
-                found[key] = np.asarray(value, dtype=float).reshape(2)
+                value = _logprob_pair(value)
+                if value is None:
+                    n_bad += 1
+                else:
+                    good[key] = value
+            found.update(good)
             if self.cache:
-                self._memory().update({k: found[k] for k in on_disk})
+                self._memory().update(good)
+            if report is not None:
+                report.n_cache_errors += n_bad
         return found
 
     def _cache_put(self, values: dict[str, np.ndarray], fingerprint: str) -> None:
@@ -277,3 +328,18 @@ class BaseJudge(BaseExpert):
         disk = self._disk(fingerprint)
         if disk is not None:
             disk.put_many(values)
+
+
+def _logprob_pair(value: Any) -> np.ndarray | None:
+    """A cached ``[lp_pos, lp_neg]`` as read back, or None if it is not one.
+
+    Log-probabilities are <= 0 (``-inf`` is a probability of 0); anything else (a
+    wrong shape, NaN, a positive value) is a damaged entry.
+    """
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if arr.shape != (2,) or np.isnan(arr).any() or (arr > 1e-9).any():
+        return None
+    return np.minimum(arr, 0.0)

