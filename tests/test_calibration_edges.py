@@ -256,7 +256,15 @@ def test_summary_names_the_method_and_repr_counts_uncertified():
     )
     lines = res.summary().split("\n")
     assert lines[0] == "budget-only LTT (fixed_sequence), alpha=0.3, delta=0.1"
-    assert len(lines) == 4 and lines[1] == "  splits: n_opt=150, n_test=350"
+    assert len(lines) == 5 and lines[1] == "  splits: n_opt=150, n_test=350"
+    # the fixed sequence stops at the first threshold whose budget p-value fails
+    assert res.blocked_by == ("budget",)
+    assert lines[4] == (
+        f"  stopped at threshold {res.thresholds[res.blocked_index]:.6g}, "
+        "blocked by: budget"
+    )
+    assert res.pvalues[res.blocked_index] > 0.1
+    assert np.all(res.pvalues[res.certified] <= 0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sweep = calibrate_budget_sweep(
