@@ -57,7 +57,14 @@ def test_min_test_size_at_exact_powers_and_rounding_edges():
     cases = [(a, (1.0 - a) ** k) for a in (0.5, 0.1, 0.2, 0.3, 0.05) for k in range(1, 40)]
     cases += [(a, 1.0 - a) for a in np.linspace(0.01, 0.99, 99)]
     cases += [(0.5, 0.5), (0.9, 0.1), (0.1, 0.1), (0.2, 0.05)]
-    overshoots = 0
+    # delta one ulp below (1 - alpha)^k: the answer is k + 1, but the ratio of
+    # logarithms often rounds to k exactly
+    cases += [
+        (a, math.nextafter((1.0 - a) ** k, 0.0))
+        for a in (0.5, 0.1, 0.2, 0.3, 0.05, 0.059)
+        for k in range(1, 40)
+    ]
+    overshoots = undershoots = 0
     for alpha, delta in cases:
         assert min_test_size(alpha, delta) == brute_min_test_size(alpha, delta), (
             alpha,
@@ -65,7 +72,10 @@ def test_min_test_size_at_exact_powers_and_rounding_edges():
         )
         start = max(1, math.ceil(math.log(delta) / math.log1p(-alpha)))
         overshoots += start > brute_min_test_size(alpha, delta)
+        undershoots += start < brute_min_test_size(alpha, delta)
     assert overshoots > 0  # the downward guard is exercised
+    assert undershoots > 0  # and the upward one
+    assert min_test_size(0.059, math.nextafter((1.0 - 0.059) ** 3, 0.0)) == 4
 
 
 # ------------------------------------------------------------------ n_opt_rows
