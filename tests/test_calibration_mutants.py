@@ -1,0 +1,206 @@
+"""Behaviour of the multi-risk calibration that mutation testing showed untested.
+
+Each test pins what a surviving mutant of ``skctd/calibration`` changed without any
+other test noticing (``python tools/mutation.py``): user losses (argument passing,
+validation, sign tests with kept losses of 0 or 1), the one-standard-error rule
+at several budgets, the summary and repr of results.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from skctd.calibration import Risk, calibrate_budget_sweep, calibrate_threshold
+
+
+def quiet(func, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return func(*args, **kwargs)
+
+
+def make_data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    signal = rng.uniform(size=n)
+    right_p = rng.uniform(size=n) < 0.75
+    probe = np.where(np.where(right_p, y, 1 - y) == 1, 0.7, 0.3)
+    right_e = rng.uniform(size=n) < 0.5 + 0.5 * signal
+    expert = np.where(np.where(right_e, y, 1 - y) == 1, 0.9, 0.1)
+    return signal, y, probe, expert
+
+
+# ------------------------------------------------------------------ user losses
+def three_level_loss(**kw):
+    """{0, 1/2, 1}: kept rows too take all three values (unlike the built-in
+    no-harm loss, whose kept rows are all 1/2)."""
+    wrong = (kw["scores"] >= 0.5) != kw["y"]
+    kept_level = (kw["rows"] % 3) / 2.0  # 0, 0.5, 1 by row
+    return np.where(kw["delegated"], wrong.astype(float), kept_level)
+
+
+def test_user_sign_risk_counts_kept_and_delegated_rows():
+    signal, y, p, e = make_data(300, seed=1)
+    risk = Risk("mine", 0.5, loss=three_level_loss, pvalue="sign")
+    res = quiet(
+        calibrate_threshold, signal, y, p, e, alpha=0.5, delta=0.1,
+        random_state=0, constraints=[risk],
+    )  # fmt: skip
+    t = res.test_indices
+    rows = np.arange(signal.size)[t]
+    kept = (rows % 3) / 2.0
+    wrong_e = ((e[t] >= 0.5) != y[t]).astype(float)
+    for j in np.flatnonzero(res.pareto_mask):
+        loss = np.where(signal[t] > res.thresholds[j], wrong_e, kept)
+        worse, better = np.sum(loss == 1), np.sum(loss == 0)
+        want = stats.binom.cdf(worse, worse + better, 0.5) if worse + better else 1.0
+        assert res.risk_pvalues["mine"][j] == pytest.approx(want, rel=1e-9), j
+        assert res.risks_test["mine"][j] == pytest.approx(loss.mean(), abs=1e-12)
+
+
+def test_user_loss_gets_only_the_arguments_it_names():
+    signal, y, p, e = make_data(200, seed=2)
+    seen = []
+
+    def named(y, delegated):
+        seen.append((y.dtype.kind, delegated.dtype.kind))
+        return np.zeros(y.shape[0])
+
+    quiet(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1, random_state=0,
+        constraints=[Risk("named", 0.1, loss=named, holds_at_inf=True)],
+    )  # fmt: skip
+    assert seen == [("i", "b"), ("i", "b")]  # called twice: all kept, all delegated
+
+
+@pytest.mark.parametrize(
+    "values, pvalue, match",
+    [
+        (1.5, "wsr", r"values in \[0, 1\]; got values in \[0\.5, 1\.5\]"),
+        (-0.5, "wsr", r"values in \[0, 1\]; got values in \[-0\.5, 0\.5\]"),
+        (np.nan, "wsr", r"must return values in \[0, 1\]"),
+        (0.25, "sign", r"pvalue='sign', which needs losses in \{0, 0\.5, 1\}"),
+        (0.75, "sign", r"pvalue='sign', which needs losses in \{0, 0\.5, 1\}"),
+    ],
+)
+def test_user_loss_values_are_checked(values, pvalue, match):
+    signal, y, p, e = make_data(60, seed=3)
+
+    def bad(rows):
+        out = np.full(rows.size, 0.5)
+        out[rows == 7] = values
+        return out
+
+    with pytest.raises(ValueError, match=match):
+        calibrate_threshold(
+            signal, y, p, e, alpha=0.4, delta=0.1, random_state=0,
+            constraints=[Risk("bad", 0.5, loss=bad, pvalue=pvalue)],
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_sign_losses_at_each_allowed_value_pass(value):
+    signal, y, p, e = make_data(60, seed=3)
+    res = quiet(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1, random_state=0,
+        constraints=[Risk("ok", 0.5, loss=lambda rows: np.full(rows.size, value),
+                          pvalue="sign")],
+    )  # fmt: skip
+    assert np.all(res.risks_test["ok"] == value)
+
+
+def test_risk_repr_names_a_loss_without_a_name_and_the_cost_cap():
+    loss = functools.partial(np.minimum, 1.0)
+    assert repr(Risk("p", 0.2, loss=loss)) == (
+        "Risk('p', level=0.2, pvalue='wsr', loss=partial)"
+    )
+    assert repr(Risk("cost", 3.0, cost_max=40.0)) == (
+        "Risk('cost', level=3, pvalue='wsr', cost_max=40)"
+    )
+
+
+# ------------------------------------------------------------------ one-SE rule
+def one_se_by_hand(res, signal, y, p, e, best_index):
+    o = res.opt_indices
+    n = o.size
+
+    def losses(lam):
+        d = signal[o] > lam
+        return np.where(d, (e[o] >= 0.5) != y[o], (p[o] >= 0.5) != y[o]).astype(float)
+
+    ref = losses(res.thresholds[best_index])
+    for j in np.flatnonzero(res.certified):  # from the most conservative
+        diff = losses(res.thresholds[j]) - ref
+        if diff.mean() <= diff.std() / math.sqrt(n) + 1e-12:
+            return j
+    raise AssertionError("the best threshold is within one SE of itself")
+
+
+def test_one_se_picks_an_intermediate_threshold_at_every_budget():
+    # the expert is right more often than the probe: delegating more helps, so
+    # +inf is many SEs worse than the best and the rule stops in between
+    rng = np.random.default_rng(6)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    signal = rng.uniform(size=n)
+    p = np.where(np.where(rng.uniform(size=n) < 0.7, y, 1 - y) == 1, 0.7, 0.3)
+    e = np.where(np.where(rng.uniform(size=n) < 0.85, y, 1 - y) == 1, 0.9, 0.1)
+    opt, test = np.arange(600), np.arange(600, n)
+    alphas = [0.2, 0.35, 0.5]
+    chosen, between = [], 0
+    for alpha in alphas:
+        kw = dict(alphas=[alpha], delta=0.1, splits=[(opt, test)], return_details=True)
+        best = quiet(calibrate_budget_sweep, signal, y, p, e, **kw).details[0]
+        one = quiet(
+            calibrate_budget_sweep, signal, y, p, e, selection="one_se", **kw
+        ).details[0]
+        want = one_se_by_hand(one, signal, y, p, e, best.selected_index)
+        assert one.selected_index == want
+        assert want <= best.selected_index
+        between += 0 < want < best.selected_index
+        chosen.append(one.thresholds[want])
+    # all budgets at once give each budget's own choice
+    sweep = quiet(
+        calibrate_budget_sweep, signal, y, p, e, alphas=alphas, delta=0.1,
+        splits=[(opt, test)], selection="one_se",
+    )  # fmt: skip
+    np.testing.assert_array_equal(sweep.thresholds[0], chosen)
+    assert len(set(chosen)) == 3 and between == 2
+
+
+# ------------------------------------------------------------------ results
+def test_sweep_repr_counts_the_uncertified_pairs():
+    signal, y, p, e = make_data(40, seed=4)
+    sweep = quiet(
+        calibrate_budget_sweep, signal, y, p, e, alphas=[0.02, 0.03, 0.6],
+        delta=0.1, n_splits=2, random_state=0,
+    )  # fmt: skip
+    none = int((sweep.n_certified == 0).sum())
+    assert none == 4 and sweep.n_certified.size == 6
+    assert repr(sweep).endswith("uncertified=4)")
+
+
+def test_summary_of_a_risk_that_holds_surely_at_inf():
+    signal, y, p, e = make_data(300, seed=6)
+    never = Risk("never", 0.0, loss=lambda delegated: delegated.astype(float),
+                 pvalue="binomial", holds_at_inf=True)  # fmt: skip
+    res = quiet(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1,
+        random_state=0, constraints=[never],
+    )  # fmt: skip
+    assert res.selected_index == 0 and res.n_certified == 1
+    lines = res.summary().split("\n")
+    assert lines[0].startswith("Pareto-filtered LTT (fixed_sequence), alpha=0.4")
+    assert lines[4] == (
+        "  never <= 0: opt=0.0000, test=0.0000, holds surely (never delegating)"
+    )
+    # the sequence stops at the first delegating threshold (index 1)
+    assert res.blocked_index == 1 and res.blocked_by == ("never",)
+    assert lines[5].startswith(f"  stopped at threshold {res.thresholds[1]:.6g}")
+    assert "never" in res.guarantee()
