@@ -204,3 +204,18 @@ def test_summary_of_a_risk_that_holds_surely_at_inf():
     assert res.blocked_index == 1 and res.blocked_by == ("never",)
     assert lines[5].startswith(f"  stopped at threshold {res.thresholds[1]:.6g}")
     assert "never" in res.guarantee()
+
+
+@pytest.mark.parametrize("level, want", [(1.0, 0.0), (0.0, 1.0)])
+def test_user_risk_at_a_trivial_level(level, want):
+    # a level of 1 always holds (p = 0, no test); a level of 0 is never shown
+    signal, y, p, e = make_data(200, seed=7)
+    risk = Risk("any", level, loss=lambda delegated: 0.5 * delegated, pvalue="wsr")
+    res = quiet(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1,
+        random_state=0, constraints=[risk],
+    )  # fmt: skip
+    tested = res.pareto_mask
+    assert tested.sum() >= 5
+    np.testing.assert_array_equal(res.risk_pvalues["any"][tested], want)
+    assert res.selected_index > 0 if level == 1.0 else res.n_certified == 0
