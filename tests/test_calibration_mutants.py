@@ -219,3 +219,53 @@ def test_user_risk_at_a_trivial_level(level, want):
     assert tested.sum() >= 5
     np.testing.assert_array_equal(res.risk_pvalues["any"][tested], want)
     assert res.selected_index > 0 if level == 1.0 else res.n_certified == 0
+
+
+# ------------------------------------------------------------------ risks on D_opt
+def test_risks_on_the_optimisation_split_and_miss_with_betting():
+    signal, y, p, e = make_data(500, seed=8)
+    risks = [Risk("error", 0.3), Risk("miss", 0.4, pvalue="wsr")]
+    res = quiet(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1,
+        random_state=7, constraints=risks,
+    )  # fmt: skip
+    o, t = res.opt_indices, res.test_indices
+    for rows, got in ((o, res.risks_opt), (t, res.risks_test)):
+        deleg = signal[rows][None, :] > res.thresholds[:, None]
+        wrong = np.where(deleg, (e[rows] >= 0.5) != y[rows], (p[rows] >= 0.5) != y[rows])
+        np.testing.assert_allclose(got["error"], wrong.mean(1), atol=1e-12)
+        np.testing.assert_allclose(
+            got["miss"], wrong[:, y[rows] == 1].mean(1), atol=1e-12
+        )
+    # "miss" is a risk of the unsafe rows only: betting takes them in the split's
+    # random order, restricted to them
+    from skctd.calibration import betting_pvalues, opt_test_split
+
+    rng = np.random.RandomState(7)
+    opt_test_split(signal.size, random_state=rng)
+    perm = rng.permutation(res.n_test)
+    active = y[t] == 1
+    order = perm[active[perm]]
+    for j in np.flatnonzero(res.pareto_mask)[1:]:
+        deleg = signal[t] > res.thresholds[j]
+        wrong = np.where(deleg, (e[t] >= 0.5) != y[t], (p[t] >= 0.5) != y[t])
+        want = betting_pvalues(wrong[order].astype(float), 0.4, 0.1)
+        assert res.risk_pvalues["miss"][j] == pytest.approx(want, rel=1e-9), j
+
+
+def test_miss_risk_without_unsafe_rows_in_the_optimisation_split():
+    signal, y, p, e = make_data(300, seed=9)
+    y = y.copy()
+    opt = np.flatnonzero(y == 0)[:80]
+    test = np.setdiff1d(np.arange(300), opt)
+    res = quiet(
+        calibrate_budget_sweep, signal, y, p, e, alphas=[0.4], delta=0.1,
+        splits=[(opt, test)], constraints={"miss": 0.4}, return_details=True,
+    )  # fmt: skip
+    d = res.details[0]
+    assert np.all(np.isnan(d.risks_opt["miss"]))  # no unsafe row: no estimate
+    deleg = signal[test][None, :] > d.thresholds[:, None]
+    wrong = np.where(deleg, (e[test] >= 0.5) != y[test], (p[test] >= 0.5) != y[test])
+    np.testing.assert_allclose(
+        d.risks_test["miss"], wrong[:, y[test] == 1].mean(1), atol=1e-12
+    )
