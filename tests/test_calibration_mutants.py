@@ -269,3 +269,98 @@ def test_miss_risk_without_unsafe_rows_in_the_optimisation_split():
     np.testing.assert_allclose(
         d.risks_test["miss"], wrong[:, y[test] == 1].mean(1), atol=1e-12
     )
+
+
+# ------------------------------------------------------------------ warnings
+def warned(func, *args, **kwargs):
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = func(*args, **kwargs)
+    return res, [str(w.message) for w in rec]
+
+
+def test_warning_when_not_even_the_probe_meets_the_error_level():
+    signal, y, p, e = make_data(300, seed=10)
+    res, msgs = warned(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1,
+        random_state=0, constraints={"error": 0.05},
+    )  # fmt: skip
+    # the testing sequence stops at a delegating threshold, where both risks fail
+    assert res.n_certified == 0 and res.blocked_by == ("error", "budget")
+    assert res.blocked_index > 0
+    assert len(msgs) == 1
+    assert msgs[0].startswith(
+        "No threshold could be certified for the constraints ['error'] "
+        f"(alpha=0.4, delta=0.1, n_test={res.n_test}); blocked by error, budget. Not "
+        "even the probe alone (threshold=+inf) is certified to meet: the cascade's error "
+        "rate is at most 0.05. The cascade falls back to never delegating, but NO "
+        "guarantee holds for these constraints: "
+    )
+
+
+def test_warnings_when_the_test_split_is_too_small_for_the_budget():
+    signal, y, p, e = make_data(20, seed=11)
+    res, msgs = warned(
+        calibrate_threshold, signal, y, p, e, alpha=0.1, delta=0.1,
+        random_state=0, constraints={"error": 0.05},
+    )  # fmt: skip
+    assert res.n_certified == 0 and res.blocked_by == ("error", "budget")
+    assert len(msgs) == 2
+    assert msgs[0].startswith(
+        f"No threshold could be certified with n={res.n_test} test-split rows at "
+        "alpha=0.1 and delta=0.1"
+    )
+    assert "needs at least n=22 test-split rows" in msgs[0]
+    assert "blocked by error, budget" in msgs[1]
+    assert "is certified to meet: the cascade's error rate is at most 0.05." in msgs[1]
+
+
+def test_warning_when_only_never_delegating_is_certified():
+    signal, y, p, e = make_data(300, seed=12)
+    e = 1.0 - e  # an expert that is mostly wrong: delegating harms
+    res, msgs = warned(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1,
+        random_state=0, constraints={"harm": 0.0},
+    )  # fmt: skip
+    assert res.n_certified == 1 and res.certified[0] and res.blocked_index > 0
+    assert len(msgs) == 1
+    assert msgs[0].startswith(
+        "No threshold that delegates could be certified under the constraints "
+        f"['harm'] (alpha=0.4, delta=0.1, n_test={res.n_test}): the testing "
+        f"sequence stopped at threshold {res.thresholds[res.blocked_index]:.6g}, "
+        "blocked by harm. The cascade never delegates (threshold=+inf, probe only); "
+    )
+
+
+def test_sweep_warning_counts_pairs_and_blocking_risks():
+    signal, y, p, e = make_data(120, seed=13)
+    e = 1.0 - e
+    res, msgs = warned(
+        calibrate_budget_sweep, signal, y, p, e, alphas=[0.02, 0.4], delta=0.1,
+        n_splits=3, random_state=0, constraints={"harm": 0.0}, return_details=True,
+    )  # fmt: skip
+    stuck = ~res.delegating_certified
+    none = res.n_certified == 0
+    assert stuck.all() and none[:, 0].all() and not none[:, 1].any()
+    counts = {}
+    for name in res.blocked_by[stuck]:
+        counts[name or "nothing left"] = counts.get(name or "nothing left", 0) + 1
+    assert counts == {"budget": 3, "harm": 3}
+    text = [m for m in msgs if "(split, budget) pairs" in m]
+    assert len(text) == 1
+    assert text[0].startswith(
+        "6 of 6 (split, budget) pairs never delegate under the constraints "
+        "['harm'] (delta=0.1); 3 of them certified nothing at all (not "
+        "even threshold=+inf; then no guarantee holds). First risk blocking the "
+        "testing sequence: {'budget': 3, 'harm': 3}."
+    )
+    need = res.rows_needed[stuck]
+    finite = need[np.isfinite(need)]
+    assert np.isnan(need).sum() == 0 and finite.size == 3
+    assert text[0].endswith(
+        " Estimated test-split rows that would certify the most promising threshold "
+        "(from the optimisation split's effect sizes; an estimate): median "
+        f"{int(np.median(finite)):,} over the 3 pairs where one looks feasible. In 3 "
+        "pairs no delegating threshold looks within the constraints on the "
+        "optimisation split at any size."
+    )
