@@ -364,3 +364,47 @@ def test_sweep_warning_counts_pairs_and_blocking_risks():
         "pairs no delegating threshold looks within the constraints on the "
         "optimisation split at any size."
     )
+
+
+def test_summary_prints_p_values_of_zero_and_a_block_at_plus_inf():
+    signal, y, p, e = make_data(200, seed=7)
+    risk = Risk("any", 1.0, loss=lambda delegated: 0.5 * delegated, pvalue="wsr")
+    res = quiet(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1,
+        random_state=0, constraints=[risk],
+    )  # fmt: skip
+    assert res.selected_index > 0 and res.risk_pvalues["any"][res.selected_index] == 0
+    assert res.summary().split("\n")[4].endswith(", p=0")  # not "holds surely"
+    # nothing certified, the sequence blocked at its first threshold, +inf
+    small = quiet(
+        calibrate_threshold, signal[:20], y[:20], p[:20], e[:20], alpha=0.1,
+        delta=0.1, random_state=0,
+    )  # fmt: skip
+    assert small.n_certified == 0 and small.blocked_index == 0
+    assert small.summary().split("\n")[-2:] == [
+        "  stopped at threshold inf, blocked by: budget",
+        "  estimated test rows to certify a delegating threshold: 22 (from the "
+        "optimisation split)",
+    ]
+
+
+class _NoSignature:
+    """A callable whose signature cannot be read: it gets every argument."""
+
+    @property
+    def __signature__(self):
+        raise ValueError("no signature")
+
+    def __call__(self, **kw):
+        assert set(kw) == {"y", "scores", "delegated", "probe_scores",
+                           "expert_scores", "rows"}  # fmt: skip
+        return np.zeros(kw["y"].shape[0])
+
+
+def test_user_loss_without_a_signature_gets_every_argument():
+    signal, y, p, e = make_data(100, seed=2)
+    res = quiet(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1, random_state=0,
+        constraints=[Risk("nosig", 0.1, loss=_NoSignature())],
+    )  # fmt: skip
+    assert np.all(res.risks_test["nosig"] == 0)

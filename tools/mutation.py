@@ -108,6 +108,19 @@ EQUIVALENT: dict[str, str] = {
         "counts of 0/1 summed in float64 are exact, and the sign-test p-values take "
         "float counts"
     ),
+    r"x__call_user_loss__mutmut_\d+\n-\s*loss = np.asarray\(func.*dtype=float\)": (
+        "the user's losses are only compared with numbers and summed afterwards: "
+        "an int or bool array gives the same values as its float copy"
+    ),
+    r"guarantee__mutmut_\d+\n-.*risk_descriptions.get\(c, c\)": (
+        "risk_descriptions holds a description for every constraint of the result "
+        "(built from the same list of risks): the default is never used"
+    ),
+    r"x__one_se__mutmut_\d+\n-.*ok.any\(axis=0\)": (
+        "each certified budget's column holds its best threshold (difference 0 <= "
+        "SE), and an uncertified budget's choice is index 0, which argmax of its "
+        "all-False column gives too"
+    ),
     r"-\s*need_performance=True,": "every call passes need_performance explicitly",
     r"-def _no_certification_message\(n_test, alpha, delta, n_tested=1\)": (
         "every call passes n_tested explicitly"
