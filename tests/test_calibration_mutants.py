@@ -408,3 +408,30 @@ def test_user_loss_without_a_signature_gets_every_argument():
         constraints=[Risk("nosig", 0.1, loss=_NoSignature())],
     )  # fmt: skip
     assert np.all(res.risks_test["nosig"] == 0)
+
+
+@pytest.mark.parametrize(
+    "alpha, delta", [(0.1, 0.1), (0.3, 0.1), (0.25, 0.1), (0.05, 0.05), (0.2, 0.01)]
+)
+def test_rows_needed_for_the_budget_alone_is_min_test_size(alpha, delta):
+    # too few test rows to certify even +inf: the estimate is the exact size at
+    # which +inf (no row delegated) would be certified, min_test_size
+    from skctd.calibration import min_test_size
+
+    signal, y, p, e = make_data(8, seed=1)
+    res = quiet(
+        calibrate_threshold, signal, y, p, e, alpha=alpha, delta=delta,
+        random_state=0,
+    )  # fmt: skip
+    assert res.n_certified == 0
+    assert res.rows_needed == min_test_size(alpha, delta)
+    assert res.rows_needed_index == 0
+
+
+def test_rows_needed_is_infinite_with_index_minus_one_when_hopeless():
+    signal, y, p, e = make_data(120, seed=13)
+    res = quiet(
+        calibrate_threshold, signal, y, p, 1.0 - e, alpha=0.4, delta=0.1,
+        random_state=0, constraints={"harm": 0.0},
+    )  # fmt: skip
+    assert res.rows_needed == math.inf and res.rows_needed_index == -1
