@@ -411,14 +411,16 @@ def test_user_loss_without_a_signature_gets_every_argument():
 
 
 @pytest.mark.parametrize(
-    "alpha, delta", [(0.1, 0.1), (0.3, 0.1), (0.25, 0.1), (0.05, 0.05), (0.2, 0.01)]
-)
-def test_rows_needed_for_the_budget_alone_is_min_test_size(alpha, delta):
+    "alpha, delta, n",
+    [(0.1, 0.1, 8), (0.3, 0.1, 8), (0.25, 0.1, 8), (0.05, 0.05, 8), (0.2, 0.01, 8),
+     (0.5, 0.125, 3)],  # the last: p = delta exactly at 3 rows, 0.5 ** 3
+)  # fmt: skip
+def test_rows_needed_for_the_budget_alone_is_min_test_size(alpha, delta, n):
     # too few test rows to certify even +inf: the estimate is the exact size at
     # which +inf (no row delegated) would be certified, min_test_size
     from skctd.calibration import min_test_size
 
-    signal, y, p, e = make_data(8, seed=1)
+    signal, y, p, e = make_data(n, seed=1)
     res = quiet(
         calibrate_threshold, signal, y, p, e, alpha=alpha, delta=delta,
         random_state=0,

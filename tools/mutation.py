@@ -121,6 +121,15 @@ EQUIVALENT: dict[str, str] = {
         "SE), and an uncertified budget's choice is index 0, which argmax of its "
         "all-False column gives too"
     ),
+    r"x__first_below__mutmut_\d+\n-\s*lo = float\(_N_GRID\[first\[c\] - 1\]\)": (
+        "the lower end of the bisection only has to be a size that is not enough "
+        "(p-values fall as the size grows) or 0, or above hi when the first grid "
+        "size, 1, is enough: every such start returns the same smallest size"
+    ),
+    r"x__first_below__mutmut_\d+\n-\s*sizes = np.full\(\(1, width\)": (
+        "only row 0 of the p-values is read; a second row or a floor of 2 at mid = 1 "
+        "(lo = 0, hi = 2 never happens: the grid holds 1 and 2) changes nothing"
+    ),
     r"-\s*need_performance=True,": "every call passes need_performance explicitly",
     r"-def _no_certification_message\(n_test, alpha, delta, n_tested=1\)": (
         "every call passes n_tested explicitly"
