@@ -54,10 +54,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     *delegation-value* (DV) model ``d(x)`` predicts how much the *expert* would
     improve on the probe for that input; the expert is called only when
     ``d(x) > threshold_``. The threshold is calibrated by Learn-then-Test on held-out
-    data, so that Pr over the calibration draw (R(threshold_) <= alpha) >= 1 - delta,
-    where R is the expected delegation rate on exchangeable future inputs (a bound
-    on the long-run rate, not a cap per batch); among the thresholds it certifies,
-    it picks the one with the best accuracy (or AUROC) on the optimisation split.
+    data, so that Pr over the calibration draw (R(lambda) <= alpha) >= 1 - delta for
+    ``lambda = threshold_``, where R is the expected delegation rate on exchangeable
+    future inputs (a bound on the long-run rate, not a cap per batch); among the
+    thresholds it certifies, it picks the one with the best accuracy (or AUROC) on
+    the optimisation split.
 
     Each decision depends on one input only, so the cascade serves a stream one input
     at a time: a batch gives exactly what each row gives alone.
