@@ -437,3 +437,29 @@ def test_rows_needed_is_infinite_with_index_minus_one_when_hopeless():
         random_state=0, constraints={"harm": 0.0},
     )  # fmt: skip
     assert res.rows_needed == math.inf and res.rows_needed_index == -1
+
+
+def test_user_risk_with_hoeffding_bentkus_pvalues():
+    from skctd.calibration import hoeffding_bentkus_pvalues
+
+    signal, y, p, e = make_data(400, seed=14)
+
+    def soft_error(y, scores):
+        return np.abs(y - scores)  # in [0, 1], not 0/1
+
+    res, msgs = warned(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1, random_state=0,
+        constraints=[Risk("soft", 0.2, loss=soft_error, pvalue="hb")],
+    )  # fmt: skip
+    t = res.test_indices
+    for j in np.flatnonzero(res.pareto_mask):
+        scores = np.where(signal[t] > res.thresholds[j], e[t], p[t])
+        r = np.mean(np.abs(y[t] - scores))
+        assert res.risks_test["soft"][j] == pytest.approx(r, abs=1e-12)
+        want = hoeffding_bentkus_pvalues(r, t.size, 0.2)
+        assert res.risk_pvalues["soft"][j] == pytest.approx(want, rel=1e-9), j
+    # the soft error is ~0.4 > 0.2 everywhere on D_opt too: nothing is certified,
+    # and no test-split size would certify anything (estimate: inf)
+    assert res.n_certified == 0 and res.blocked_by == ("soft",)
+    assert np.all(res.risks_opt["soft"] > 0.35)
+    assert res.rows_needed == math.inf and res.rows_needed_index == -1
