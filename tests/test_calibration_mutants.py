@@ -458,8 +458,8 @@ def test_user_risk_with_hoeffding_bentkus_pvalues():
         assert res.risks_test["soft"][j] == pytest.approx(r, abs=1e-12)
         want = hoeffding_bentkus_pvalues(r, t.size, 0.2)
         assert res.risk_pvalues["soft"][j] == pytest.approx(want, rel=1e-9), j
-    # the soft error is ~0.4 > 0.2 everywhere on D_opt too: nothing is certified,
-    # and no test-split size would certify anything (estimate: inf)
+    # the soft error is above 0.2 at every threshold on D_opt too: nothing is
+    # certified, and no test-split size would certify anything (estimate: inf)
     assert res.n_certified == 0 and res.blocked_by == ("soft",)
-    assert np.all(res.risks_opt["soft"] > 0.35)
+    assert np.all(res.risks_opt["soft"] > 0.25)
     assert res.rows_needed == math.inf and res.rows_needed_index == -1
