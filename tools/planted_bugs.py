@@ -59,8 +59,8 @@ BUGS = [
     (
         "the sweep tests on optimisation + test rows",
         "skctd/calibration/_ltt.py",
-        "signal[t], opt, alphas, delta, fwer=fwer, pareto=pareto",
-        "signal[np.concatenate([o, t])], opt, alphas, delta, fwer=fwer, pareto=pareto",
+        "o, t = opts[i], tests[i]",
+        "o, t = opts[i], np.concatenate([opts[i], tests[i]])",
     ),
     (
         "counts >= instead of >",
