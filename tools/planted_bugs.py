@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     python tools/planted_bugs.py          # every bug, all calibration tests
     python tools/planted_bugs.py --fast   # skip the tests marked slow
+    python tools/planted_bugs.py 4 5      # only these bugs (0-based)
 
 For each bug, the package and the tests are copied to a temporary folder, one
 source line is replaced (the script fails if that line is not found exactly once,
@@ -111,6 +112,9 @@ def run_tests(dest: Path, fast: bool) -> tuple[int, int, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="skip slow tests")
+    parser.add_argument(
+        "bugs", nargs="*", type=int, help="run only these bugs (0-based, as listed)"
+    )
     args = parser.parse_args(argv)
     rows, ok = [], True
     with tempfile.TemporaryDirectory(prefix="skctd-planted-") as tmp:
@@ -122,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(ids))
             return 1
         for i, (name, path, old, new) in enumerate(BUGS):
+            if args.bugs and i not in args.bugs:
+                continue
             dest = Path(tmp) / f"bug{i}"
             copy_tree(dest)
             source = (dest / path).read_text()
