@@ -463,3 +463,69 @@ def test_user_risk_with_hoeffding_bentkus_pvalues():
     assert res.n_certified == 0 and res.blocked_by == ("soft",)
     assert np.all(res.risks_opt["soft"] > 0.25)
     assert res.rows_needed == math.inf and res.rows_needed_index == -1
+
+
+# ------------------------------------------------------------------ risk checks
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Risk("", 0.1), r"^Risk name must be a non-empty string, got ''\.$"),
+        (lambda: Risk("cost", 1.0, cost_max=0.0),
+         r"^cost_max must be a positive finite number, got 0\.0\.$"),
+        (lambda: Risk("cost", 1.0, cost_max=True),
+         r"^cost_max must be a positive finite number, got True\.$"),
+        (lambda: Risk("u", 0.3, loss=np.abs, pvalue="sign"),
+         r"^pvalue='sign' needs level 0\.5 for a user loss\.$"),
+        (lambda: Risk("u", float("nan"), loss=np.abs),
+         r"^The level of risk 'u' must be finite, got nan\.$"),
+    ],
+)  # fmt: skip
+def test_risk_parameters_are_checked(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_constraints_in_every_accepted_form():
+    signal, y, p, e = make_data(300, seed=15)
+    kw = dict(alpha=0.4, delta=0.1, random_state=0)
+    as_dict = quiet(calibrate_threshold, signal, y, p, e, constraints={"error": 0.3}, **kw)
+    for form in (Risk("error", 0.3), [Risk("error", 0.3)],
+                 {"error": Risk("error", 0.3)}):  # fmt: skip
+        res = quiet(calibrate_threshold, signal, y, p, e, constraints=form, **kw)
+        assert res.constraints == ("budget", "error")
+        np.testing.assert_array_equal(res.pvalues, as_dict.pvalues)
+        assert res.threshold == as_dict.threshold
+    with pytest.raises(ValueError, match=r"^constraints must be None, a mapping"):
+        calibrate_threshold(signal, y, p, e, constraints=3, **kw)
+    with pytest.raises(ValueError, match=r"constraints\['miss'\] is a Risk named 'error'"):
+        calibrate_threshold(
+            signal, y, p, e, constraints={"miss": Risk("error", 0.3)}, **kw
+        )
+
+
+def test_user_loss_of_the_wrong_shape():
+    signal, y, p, e = make_data(50, seed=16)
+    with pytest.raises(ValueError, match=r"returned shape \(2,\); it must return one"):
+        calibrate_threshold(
+            signal, y, p, e, alpha=0.4, delta=0.1, random_state=0,
+            constraints=[Risk("w", 0.5, loss=lambda y: np.zeros(2))],
+        )  # fmt: skip
+
+
+def test_cost_above_the_optimisation_maximum_is_capped_and_said():
+    from skctd.calibration import opt_test_split
+
+    signal, y, p, e = make_data(400, seed=17)
+    cost = np.ones(400)
+    opt, test = opt_test_split(400, random_state=np.random.RandomState(0))
+    cost[test[:5]] = 10.0  # five test rows cost more than any optimisation row
+    res, msgs = warned(
+        calibrate_threshold, signal, y, p, e, alpha=0.4, delta=0.1, random_state=0,
+        constraints={"cost": 0.5}, cost=cost,
+    )  # fmt: skip
+    np.testing.assert_array_equal(res.test_indices, np.sort(test))
+    assert res.cost_scale["cost"] == (1.0, 5)
+    assert any(
+        m.startswith("5 test-split row(s) cost more than c_max=1 (the largest cost")
+        for m in msgs
+    )
