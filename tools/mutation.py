@@ -126,7 +126,9 @@ EQUIVALENT: dict[str, str] = {
         "SE), and an uncertified budget's choice is index 0, which argmax of its "
         "all-False column gives too"
     ),
-    r"x__first_below__mutmut_\d+\n-\s*lo = float\(_N_GRID\[first\[c\] - 1\]\)": (
+    r"x__first_below__mutmut_\d+\n-\s*lo = float\(_N_GRID\[first\[c\] - 1\]\).*\n"
+    r"\+.*(\(first\[c\] > 0\) (and False|or True)|first\[c\] - 2\]|"
+    r"first\[c\] >= 0|first\[c\] > 1 else|else 1\.0)": (
         "the lower end of the bisection only has to be a size that is not enough "
         "(p-values fall as the size grows) or 0, or above hi when the first grid "
         "size, 1, is enough: every such start returns the same smallest size"
@@ -136,6 +138,9 @@ EQUIVALENT: dict[str, str] = {
         "(lo = 0, hi = 2 never happens: the grid holds 1 and 2) changes nothing"
     ),
     r"-\s*need_performance=True,": "every call passes need_performance explicitly",
+    r"-def _joint_messages\(result: CalibrationResult, n_tested: int = 1\)": (
+        "its one call passes n_tested explicitly"
+    ),
     r"-def _no_certification_message\(n_test, alpha, delta, n_tested=1\)": (
         "every call passes n_tested explicitly"
     ),
