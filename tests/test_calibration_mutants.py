@@ -313,6 +313,30 @@ def test_warnings_when_the_test_split_is_too_small_for_the_budget():
     assert "needs at least n=22 test-split rows" in msgs[0]
     assert "blocked by error, budget" in msgs[1]
     assert "is certified to meet: the cascade's error rate is at most 0.05." in msgs[1]
+    assert res.rows_needed == math.inf
+    assert msgs[1].endswith(
+        "these constraints: on the optimisation split no threshold looks within the "
+        "constraints at any sample size, so more calibration data is unlikely to "
+        "change this."
+    )
+
+
+def test_rows_phrase_converts_test_rows_to_calibration_rows():
+    from test_calibration_risks import make_data as make_risk_data
+
+    signal, y, p, e, _ = make_risk_data(60, seed=7, expert="perfect")
+    res, msgs = warned(
+        calibrate_threshold, signal, y, p, e, alpha=0.3, delta=0.1,
+        random_state=0, constraints={"harm": 0.0},
+    )  # fmt: skip
+    need = res.rows_needed
+    cal = math.ceil(need * (res.n_opt + res.n_test) / res.n_test)
+    assert res.n_test < need < math.inf and cal > need
+    assert msgs[-1].endswith(
+        "an estimate from the optimisation split's effect sizes says about "
+        f"{int(need):,} test-split rows (~{cal:,} calibration rows at this opt/test "
+        "ratio) would certify the most promising threshold."
+    )
 
 
 def test_warning_when_only_never_delegating_is_certified():
