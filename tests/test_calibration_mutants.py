@@ -360,31 +360,33 @@ def test_sweep_warning_counts_pairs_and_blocking_risks():
     signal, y, p, e = make_data(120, seed=13)
     e = 1.0 - e
     res, msgs = warned(
-        calibrate_budget_sweep, signal, y, p, e, alphas=[0.02, 0.4], delta=0.1,
+        calibrate_budget_sweep, signal, y, p, e, alphas=[0.02, 0.4, 0.5], delta=0.1,
         n_splits=3, random_state=0, constraints={"harm": 0.0}, return_details=True,
     )  # fmt: skip
     stuck = ~res.delegating_certified
     none = res.n_certified == 0
-    assert stuck.all() and none[:, 0].all() and not none[:, 1].any()
+    assert stuck.all() and none[:, 0].all() and not none[:, 1:].any()
+    assert np.all(res.n_certified[:, 1:] == 1)  # +inf only
     counts = {}
     for name in res.blocked_by[stuck]:
         counts[name or "nothing left"] = counts.get(name or "nothing left", 0) + 1
-    assert counts == {"budget": 3, "harm": 3}
+    assert counts == {"budget": 3, "harm": 6}
     text = [m for m in msgs if "(split, budget) pairs" in m]
     assert len(text) == 1
     assert text[0].startswith(
-        "6 of 6 (split, budget) pairs never delegate under the constraints "
+        "9 of 9 (split, budget) pairs never delegate under the constraints "
         "['harm'] (delta=0.1); 3 of them certified nothing at all (not "
         "even threshold=+inf; then no guarantee holds). First risk blocking the "
-        "testing sequence: {'budget': 3, 'harm': 3}."
+        "testing sequence: {'budget': 3, 'harm': 6}."
     )
     need = res.rows_needed[stuck]
     finite = need[np.isfinite(need)]
-    assert np.isnan(need).sum() == 0 and finite.size == 3
+    n_inf = int(np.isinf(need).sum())
+    assert np.isnan(need).sum() == 0 and finite.size == 3 and n_inf == 6
     assert text[0].endswith(
         " Estimated test-split rows that would certify the most promising threshold "
         "(from the optimisation split's effect sizes; an estimate): median "
-        f"{int(np.median(finite)):,} over the 3 pairs where one looks feasible. In 3 "
+        f"{int(np.median(finite)):,} over the 3 pairs where one looks feasible. In 6 "
         "pairs no delegating threshold looks within the constraints on the "
         "optimisation split at any size."
     )
