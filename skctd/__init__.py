@@ -37,6 +37,8 @@ _PUBLIC = {
     "effective_delegation_capacity": "delegation",
     "uncertainty_signal": "delegation",
     "topk_delegation_mask": "delegation",
+    "choose_combine": "delegation",
+    "combined_scores": "delegation",
     # experts
     "BaseExpert": "experts",
     "FunctionExpert": "experts",
@@ -54,6 +56,9 @@ _PUBLIC = {
     "save": "_persistence",
     "load": "_persistence",
     "read_manifest": "_persistence",
+    # deployment monitoring
+    "DelegationMonitor": "monitor",
+    "MonitorAlarm": "monitor",
     # evaluation reports
     "evaluate_cascade": "evaluation",
     "CascadeEvaluation": "evaluation",

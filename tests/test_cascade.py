@@ -31,7 +31,7 @@ from skctd import (
     delegation_value,
 )
 from skctd.experts import BaseExpert
-from skctd.probes import make_dv_probe, make_safety_probe
+from skctd.probes import make_dv_probe, make_safety_probe, probe_features
 
 
 def make_hard_region_data(n, seed):
@@ -410,13 +410,22 @@ def test_default_probes_are_the_recipes(data):
     assert isinstance(seed, int)
     recipe = make_safety_probe(random_state=seed)
     assert repr(a.probe_.get_params()) == repr(recipe.get_params())
-    assert repr(a.dv_estimator_.get_params()) == repr(make_dv_probe().get_params())
+    dv_recipe = make_dv_probe(n_probe_features=2)  # dv_features="activations+probe"
+    assert repr(a.dv_estimator_.get_params()) == repr(dv_recipe.get_params())
+    assert a.dv_estimator_.n_features_in_ == X.shape[1] + 2
+    paper = CalibratedDelegationCascade(
+        strong_expert, cv=3, dv_features="activations", random_state=0
+    ).fit(X, y)
+    assert repr(paper.dv_estimator_.get_params()) == repr(make_dv_probe().get_params())
+    assert paper.dv_estimator_.n_features_in_ == X.shape[1]
     # without a calibration part the probes are the recipes fitted on all rows:
     # the probe on (X, y), the DV probe on the delegation value of its 3-fold
-    # out-of-fold scores (StratifiedKFold(3), as check_cv makes of cv=3)
+    # out-of-fold scores (StratifiedKFold(3), as check_cv makes of cv=3); the
+    # hyper-parameters each one chose are those of the same search run by hand
     c = CalibratedDelegationCascade(
-        strong_expert, cv=3, calibration_size=None, random_state=0
-    ).fit(X, y)
+        strong_expert, cv=3, calibration_size=None, dv_features="activations",
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
     recipe = make_safety_probe(random_state=c.probe_[-1].cv.random_state)
     probe = clone(recipe).fit(X, y)
     assert c.probe_[-1].best_params_ == probe[-1].best_params_
@@ -462,9 +471,14 @@ def test_frozen_probe_is_not_cross_fitted(data):
         strong_expert, probe=FrozenEstimator(probe), dv_estimator=Ridge(),
         cv=ExplodingCV(), calibration_size=None, random_state=0,
     ).fit(X_fit, y_fit, expert_scores=e_fit)
-    # the DV targets use the frozen probe's own scores: out-of-sample already
-    v = delegation_value(y_fit, probe.predict_proba(X_fit)[:, 1], e_fit)
-    np.testing.assert_allclose(cascade.dv_estimator_.coef_, Ridge().fit(X_fit, v).coef_)
+    # the DV targets and probe features use the frozen probe's own scores:
+    # out-of-sample already
+    p_fit = probe.predict_proba(X_fit)[:, 1]
+    v = delegation_value(y_fit, p_fit, e_fit)
+    np.testing.assert_allclose(
+        cascade.dv_estimator_.coef_,
+        Ridge().fit(np.hstack([X_fit, probe_features(p_fit)]), v).coef_,
+    )
     # a probe that is fitted here is cross-fitted with cv
     with pytest.raises(RuntimeError, match="cross-fitting was attempted"):
         make(strong_expert, cv=ExplodingCV(), calibration_size=None).fit(
@@ -534,7 +548,8 @@ def test_sample_weight_is_routed_to_the_probes(data):
     )
     v = delegation_value(y, p_oof, e)
     np.testing.assert_allclose(
-        cascade.dv_estimator_.coef_, Ridge().fit(X, v, sample_weight=w).coef_
+        cascade.dv_estimator_.coef_,
+        Ridge().fit(np.hstack([X, probe_features(p_oof)]), v, sample_weight=w).coef_,
     )
     unweighted = make(strong_expert, dv_estimator=Ridge(), calibration_size=None).fit(
         X, y, expert_scores=e
