@@ -137,6 +137,19 @@ EQUIVALENT: dict[str, str] = {
         "only row 0 of the p-values is read; a second row or a floor of 2 at mid = 1 "
         "(lo = 0, hi = 2 never happens: the grid holds 1 and 2) changes nothing"
     ),
+    r"x__first_below__mutmut_\d+\n-\s*return math.inf, -1\n\+\s*return math.inf, -2": (
+        "the caller keeps the index only when it is >= 0: -1 and -2 both mean none"
+    ),
+    r"x__risk_stats__mutmut_\d+\n-\s*rank = np.full\(at.size, -1\)": (
+        "the rank of a row outside the risk's rows is never read (perm[at[perm]] "
+        "keeps only the risk's rows)"
+    ),
+    r'x__warn_sweep_constraints__mutmut_\d+\n-\s*est \+= \(\n\+\s*est = \(\n'
+    r'.*\n.*Estimated test-split': "est is still empty at its first addition",
+    r'x__rows_phrase__mutmut_\d+\n-\s*return "no estimate of the rows needed"': (
+        "unreachable: calibrate_threshold always estimates the rows needed, and the "
+        "sweep's warning filters the NaN estimates out before this phrase"
+    ),
     r"-\s*need_performance=True,": "every call passes need_performance explicitly",
     r"-def _joint_messages\(result: CalibrationResult, n_tested: int = 1\)": (
         "its one call passes n_tested explicitly"
