@@ -54,6 +54,9 @@ _PUBLIC = {
     "save": "_persistence",
     "load": "_persistence",
     "read_manifest": "_persistence",
+    # deployment monitoring
+    "DelegationMonitor": "monitor",
+    "MonitorAlarm": "monitor",
     # evaluation reports
     "evaluate_cascade": "evaluation",
     "CascadeEvaluation": "evaluation",

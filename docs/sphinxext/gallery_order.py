@@ -8,6 +8,7 @@ ORDER = [
     "plot_budget_curves.py",
     "plot_grid_search.py",
     "plot_openai_judge.py",
+    "plot_monitor.py",
 ]
 
 

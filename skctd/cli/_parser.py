@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from skctd.cli._demo import run_demo
+from skctd.cli._monitor import add_monitor_parser, run_monitor
 from skctd.cli._run import (
     DEMO_LAYER,
     DEMO_MODEL,
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     parser : argparse.ArgumentParser
-        With the sub-commands ``run`` and ``demo``.
+        With the sub-commands ``run``, ``demo`` and ``monitor``.
     """
     parser = argparse.ArgumentParser(
         prog="skctd",
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--layer", type=int, default=DEMO_LAYER)
     demo.add_argument("--max-length", type=int, default=256)
     _add_common(demo)
+    add_monitor_parser(sub)
     return parser
 
 
@@ -156,12 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder, missing extra: one line ``skctd: error: ...`` on stderr, the full
         traceback with ``--debug``); 3 when the expert failed on more rows than
         ``--max-expert-failures`` (the outputs are written and say so); 130 when
-        interrupted. A bug shows its traceback.
+        interrupted; 1 from ``skctd monitor --fail-on-alarm`` when an alarm was
+        raised. A bug shows its traceback.
     """
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "monitor":
+            return run_monitor(args)
         cfg = JobConfig(
             train=args.train, dev=args.dev, test=args.test, out=args.out,
             model=args.model, layer=args.layer, expert=args.expert,

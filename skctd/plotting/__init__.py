@@ -14,7 +14,10 @@ the data and plot in one call, like ``sklearn.metrics.RocCurveDisplay``.
   (Figure 5);
 - :class:`GroupTableDisplay`: the group-conditional table (Table 1);
 - :class:`ThresholdSelectionDisplay`: p-values over the thresholds and the Pareto
-  front of one calibration.
+  front of one calibration;
+- :class:`MonitorDisplay`: what a :class:`~skctd.DelegationMonitor` saw: the
+  running delegation rate with its confidence band, the exchangeability
+  martingale and the alarms.
 
 matplotlib is an optional dependency (the ``plot`` extra); it is imported when a
 display is drawn.
@@ -23,6 +26,7 @@ display is drawn.
 from skctd.plotting._budget import METHOD_STYLES, BudgetCurveDisplay
 from skctd.plotting._groups import GroupTableDisplay
 from skctd.plotting._guarantee import GuaranteeDisplay
+from skctd.plotting._monitor import MonitorDisplay
 from skctd.plotting._ranking import DVRankingDisplay
 from skctd.plotting._threshold import ThresholdSelectionDisplay
 
@@ -32,5 +36,6 @@ __all__ = [
     "GroupTableDisplay",
     "GuaranteeDisplay",
     "METHOD_STYLES",
+    "MonitorDisplay",
     "ThresholdSelectionDisplay",
 ]
