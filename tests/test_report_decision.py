@@ -168,6 +168,7 @@ def test_unpaired_sweep_uses_the_tolerance(evaluations):
     assert "| 0.30 **(recommended)** | 26% | +5.5 | +3.0 | pays |" in md
     assert "| probe only | 0.850 | 0.800 |" in md
     assert "calibrate at alpha = 0.30" in md
+    assert "below the probe alone by more than the tolerance (one split" in md
 
 
 # -- real evaluations ------------------------------------------------------------------

@@ -300,8 +300,13 @@ def decision_markdown(evaluation: CascadeEvaluation, *, heading: str = "Decision
         "|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     if s["harmful_alphas"]:
+        beyond = (
+            "beyond noise"
+            if s["n_repeats"] > 1
+            else "by more than the tolerance (one split: part of it may be noise)"
+        )
         md.append(
-            "\nThe cascade is below the probe alone beyond noise at alpha = "
+            f"\nThe cascade is below the probe alone {beyond} at alpha = "
             + ", ".join(f"{a:.2f}" for a in s["harmful_alphas"])
             + ": do not deploy those budgets.\n"
         )
