@@ -37,6 +37,8 @@ _PUBLIC = {
     "effective_delegation_capacity": "delegation",
     "uncertainty_signal": "delegation",
     "topk_delegation_mask": "delegation",
+    "choose_combine": "delegation",
+    "combined_scores": "delegation",
     # experts
     "BaseExpert": "experts",
     "FunctionExpert": "experts",

@@ -31,7 +31,7 @@ from skctd import (
     delegation_value,
 )
 from skctd.experts import BaseExpert
-from skctd.probes import make_dv_probe, make_safety_probe
+from skctd.probes import make_dv_probe, make_safety_probe, probe_features
 
 
 def make_hard_region_data(n, seed):
@@ -393,8 +393,15 @@ def test_default_probes_are_the_recipes(data):
     recipe = make_safety_probe(random_state=seed)
     assert repr(a.probe_.get_params()) == repr(recipe.get_params())
     assert a.probe_[-1].best_params_["C"] in recipe[-1].param_grid["C"]
-    assert repr(a.dv_estimator_.get_params()) == repr(make_dv_probe().get_params())
-    assert a.dv_estimator_[-1].alpha_ in make_dv_probe()[-1].alphas
+    dv_recipe = make_dv_probe(n_probe_features=2)  # dv_features="activations+probe"
+    assert repr(a.dv_estimator_.get_params()) == repr(dv_recipe.get_params())
+    assert a.dv_estimator_[-1].alpha_ in dv_recipe[-1].alphas
+    assert a.dv_estimator_.n_features_in_ == X.shape[1] + 2
+    paper = CalibratedDelegationCascade(
+        strong_expert, cv=3, dv_features="activations", random_state=0
+    ).fit(X, y)
+    assert repr(paper.dv_estimator_.get_params()) == repr(make_dv_probe().get_params())
+    assert paper.dv_estimator_.n_features_in_ == X.shape[1]
     # the same random_state, the same cascade
     b = CalibratedDelegationCascade(strong_expert, cv=3, random_state=0).fit(X, y)
     np.testing.assert_array_equal(a.predict_proba(X_eval), b.predict_proba(X_eval))
@@ -428,9 +435,14 @@ def test_frozen_probe_is_not_cross_fitted(data):
         strong_expert, probe=FrozenEstimator(probe), dv_estimator=Ridge(),
         cv=ExplodingCV(), calibration_size=None, random_state=0,
     ).fit(X_fit, y_fit, expert_scores=e_fit)
-    # the DV targets use the frozen probe's own scores: out-of-sample already
-    v = delegation_value(y_fit, probe.predict_proba(X_fit)[:, 1], e_fit)
-    np.testing.assert_allclose(cascade.dv_estimator_.coef_, Ridge().fit(X_fit, v).coef_)
+    # the DV targets and probe features use the frozen probe's own scores:
+    # out-of-sample already
+    p_fit = probe.predict_proba(X_fit)[:, 1]
+    v = delegation_value(y_fit, p_fit, e_fit)
+    np.testing.assert_allclose(
+        cascade.dv_estimator_.coef_,
+        Ridge().fit(np.hstack([X_fit, probe_features(p_fit)]), v).coef_,
+    )
     # a probe that is fitted here is cross-fitted with cv
     with pytest.raises(RuntimeError, match="cross-fitting was attempted"):
         make(strong_expert, cv=ExplodingCV(), calibration_size=None).fit(
@@ -500,7 +512,8 @@ def test_sample_weight_is_routed_to_the_probes(data):
     )
     v = delegation_value(y, p_oof, e)
     np.testing.assert_allclose(
-        cascade.dv_estimator_.coef_, Ridge().fit(X, v, sample_weight=w).coef_
+        cascade.dv_estimator_.coef_,
+        Ridge().fit(np.hstack([X, probe_features(p_oof)]), v, sample_weight=w).coef_,
     )
     unweighted = make(strong_expert, dv_estimator=Ridge(), calibration_size=None).fit(
         X, y, expert_scores=e

@@ -12,7 +12,7 @@ import pytest
 from sklearn.frozen import FrozenEstimator
 
 from skctd.cli import build_parser, main, parse_expert_spec
-from skctd.probes import make_dv_probe
+from skctd.probes import DVFeatureScaler
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -131,9 +131,12 @@ def test_run_with_column_expert(data_files, tiny_llama_path, tmp_path, capsys):
     proba = cascade.predict_proba(new)
     assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1)
     assert cascade.alpha == 0.2 and not np.isnan(cascade.threshold_)
-    # the saved cascade: the probe trained on train, frozen; the recipe's DV probe
+    # the saved cascade: the probe trained on train, frozen; the default DV probe
+    # (ridge on the activations and the probe features)
     assert isinstance(cascade.probe, FrozenEstimator)
-    assert repr(cascade.dv_estimator) == repr(make_dv_probe())
+    assert cascade.dv_estimator is None and cascade.dv_features == "activations+probe"
+    scaler = cascade.dv_estimator_[0]
+    assert isinstance(scaler, DVFeatureScaler) and scaler.n_probe_features == 2
     assert res["run"]["dv_ridge_alpha"] == cascade.dv_estimator_[-1].alpha_
     # one calibration: the report's diagnostics are the saved cascade's calibration
     threshold = res["calibration"]["threshold"]

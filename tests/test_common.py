@@ -13,6 +13,11 @@ def deterministic_expert(X):
     return 1.0 / (1.0 + np.exp(-X[:, 0]))
 
 
+def row_cost(X):
+    """A per-row cost: 1 + |first feature| (module level, so the cascade pickles)."""
+    return 1.0 + np.abs(np.asarray(X, dtype=float)[:, 0])
+
+
 def _instances():
     # ``expert`` is required (no default), as scikit-learn's meta-estimators require
     # their ``estimator``: the checks run on preset instances. A plain logistic
@@ -29,6 +34,16 @@ def _instances():
         probe=LogisticRegression(),
         signal="uncertainty",
         combine="average",
+        cv=3,
+        random_state=0,
+    )
+    # the no-harm certificate and a cost budget (the cost a function of the row)
+    yield CalibratedDelegationCascade(
+        FunctionExpert(deterministic_expert),
+        probe=LogisticRegression(),
+        constraints={"harm": 0.0, "cost_share": 0.5},
+        cost=row_cost,
+        selection="one_se",
         cv=3,
         random_state=0,
     )

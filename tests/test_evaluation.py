@@ -42,7 +42,7 @@ def oracle_dv(y, p, e):
 # ------------------------------------------------------------------ budget sweep
 def test_perfect_expert_and_oracle_dv_accuracy_grows_with_budget():
     y, p, e = make_pool()
-    res = budget_sweep(y, p, e, oracle_dv(y, p, e), batch_sizes=[128])
+    res = budget_sweep(y, p, e, oracle_dv(y, p, e), batch_sizes=[128], n_repeats=3)
     _, acc, _ = res.curve("ctd", "accuracy")
     _, probe_acc, _ = res.curve("probe_only", "accuracy")
     _, expert_acc, _ = res.curve("expert_only", "accuracy")
@@ -63,7 +63,7 @@ def test_perfect_expert_and_oracle_dv_accuracy_grows_with_budget():
 def test_useless_expert_ctd_stays_at_probe_only():
     y, p, e = make_pool(expert="wrong")
     dv = np.random.default_rng(1).normal(size=y.size)  # an uninformative DV probe
-    res = budget_sweep(y, p, e, dv, batch_sizes=[64])
+    res = budget_sweep(y, p, e, dv, batch_sizes=[64], n_repeats=3)
     _, acc, _ = res.curve("ctd", "accuracy")
     _, auc, _ = res.curve("ctd", "auroc")
     _, rate, _ = res.curve("ctd", "delegation_rate")
@@ -85,7 +85,7 @@ def test_topk_rate_is_floor_alpha_b_over_b_on_full_batches():
     cal = np.zeros(y.size, dtype=bool)
     cal[::2] = True  # 512 evaluation rows: full batches for 32, 64, 128
     dv = np.random.default_rng(2).normal(size=y.size)
-    res = budget_sweep(y, p, e, dv, calibration_mask=cal)
+    res = budget_sweep(y, p, e, dv, calibration_mask=cal, n_repeats=2)
     assert res.n_evaluation == 512
     for m in ("dv_topk", "unc_topk", "oracle_topk"):
         for b in (32, 64, 128):
@@ -96,7 +96,7 @@ def test_topk_rate_is_floor_alpha_b_over_b_on_full_batches():
 def test_table_layout_and_reference_lines():
     y, p, e = make_pool(n=600)
     dv = oracle_dv(y, p, e)
-    res = budget_sweep(y, p, e, dv)
+    res = budget_sweep(y, p, e, dv, n_repeats=2)
     t = res.table
     n_rows = DEFAULT_ALPHAS.size * (2 + 3 * 3 + 2)
     assert all(len(col) == n_rows for col in t.values())
@@ -123,7 +123,8 @@ def test_budget_sweep_matches_manual_protocol():
     dv = oracle_dv(y, p, e) + rng.normal(0, 0.3, y.size)
     cal = rng.uniform(size=y.size) < 0.5
     res = budget_sweep(
-        y, p, e, dv, calibration_mask=cal, alphas=[0.2, 0.4], batch_sizes=[32]
+        y, p, e, dv, calibration_mask=cal, alphas=[0.2, 0.4], batch_sizes=[32],
+        n_repeats=1, shuffle=False,
     )
     ev = ~cal
     thr = res.thresholds["ctd"][0]
@@ -143,11 +144,12 @@ def test_budget_sweep_matches_manual_protocol():
 def test_deterministic_and_repeats():
     y, p, e = make_pool(n=600)
     dv = oracle_dv(y, p, e)
-    a = budget_sweep(y, p, e, dv, alphas=[0.3], random_state=5)
-    b = budget_sweep(y, p, e, dv, alphas=[0.3], random_state=5)
+    a = budget_sweep(y, p, e, dv, alphas=[0.3], random_state=5, n_repeats=1)
+    b = budget_sweep(y, p, e, dv, alphas=[0.3], random_state=5, n_repeats=1)
     for k in a.table:
         np.testing.assert_array_equal(a.table[k], b.table[k])
     assert np.all(a.table["auroc_std"] == 0)
+    assert np.all(np.isnan(a.table["auroc_se"]))  # one split: no spread to estimate
     r = budget_sweep(y, p, e, dv, alphas=[0.3], n_repeats=4, random_state=5)
     assert r.n_repeats == 4 and r.thresholds["ctd"].shape == (4, 1)
     topk = r.table["method"] == "dv_topk"
@@ -156,7 +158,7 @@ def test_deterministic_and_repeats():
 
 def test_to_dict_is_json_and_to_frame(monkeypatch):
     y, p, e = make_pool(n=400)
-    res = budget_sweep(y, p, e, oracle_dv(y, p, e), alphas=[0.1, 0.5])
+    res = budget_sweep(y, p, e, oracle_dv(y, p, e), alphas=[0.1, 0.5], n_repeats=2)
     text = json.dumps(res.to_dict())
     assert "mean_v_delegated" in text and "NaN" not in text
     pd = pytest.importorskip("pandas")
@@ -219,9 +221,10 @@ def test_other_protocols_follow_the_shared_rules():
     with pytest.raises(ValueError, match="Need at least 4 rows"):
         cascade_metrics([0, 1, 1], [0.2, 0.3, 0.4], [0.1, 0.9, 0.8], [True] * 3)
     # labels as bool, int or float give the same numbers
-    a = budget_sweep(y, p, e, v, alphas=[0.3], batch_sizes=[32])
-    b = budget_sweep(y.astype(bool), p, e, v, alphas=[0.3], batch_sizes=[32])
-    c = budget_sweep(y.astype(float), p, e, v, alphas=[0.3], batch_sizes=[32])
+    kw = dict(alphas=[0.3], batch_sizes=[32], n_repeats=2)
+    a = budget_sweep(y, p, e, v, **kw)
+    b = budget_sweep(y.astype(bool), p, e, v, **kw)
+    c = budget_sweep(y.astype(float), p, e, v, **kw)
     for key in ("auroc", "accuracy", "delegation_rate", "mean_v_delegated"):
         np.testing.assert_array_equal(a.table[key], b.table[key])
         np.testing.assert_array_equal(a.table[key], c.table[key])
@@ -236,10 +239,12 @@ def test_calibration_masks_are_the_splits_of_the_protocol():
     # the mask budget_sweep draws, and the stream it continues for the opt/test split
     rs = np.random.RandomState(7)
     mask = calibration_masks(400, random_state=rs)[0]
-    a = budget_sweep(y, p, e, v, alphas=[0.2, 0.5], batch_sizes=[32], random_state=7)
+    a = budget_sweep(
+        y, p, e, v, alphas=[0.2, 0.5], batch_sizes=[32], random_state=7, n_repeats=1
+    )
     b = budget_sweep(
         y, p, e, v, alphas=[0.2, 0.5], batch_sizes=[32], calibration_mask=mask,
-        random_state=rs,
+        random_state=rs, n_repeats=1,
     )
     np.testing.assert_array_equal(a.thresholds["ctd"], b.thresholds["ctd"])
     for key in ("auroc", "accuracy", "delegation_rate"):
@@ -268,10 +273,6 @@ def test_bad_arrays():
         dv = np.zeros(y.size)
         dv[3] = np.nan
         budget_sweep(y, p, e, dv)
-    cal = np.zeros(y.size, dtype=bool)
-    cal[:100] = True
-    with pytest.raises(ValueError, match="n_repeats"):
-        budget_sweep(y, p, e, p, calibration_mask=cal, n_repeats=2)
 
 
 def test_cascade_metrics_auroc_with_ties_and_single_class():
@@ -340,7 +341,9 @@ def test_group_analysis_consistent_with_sweep():
     dv = oracle_dv(y, p, e) + rng.normal(0, 0.2, y.size)
     groups = rng.choice(["x", "y", "z"], y.size)
     res = group_analysis(y, p, e, dv, groups, alpha=0.2, batch_size=64, random_state=7)
-    sweep = budget_sweep(y, p, e, dv, alphas=[0.2], batch_sizes=[64], random_state=7)
+    sweep = budget_sweep(
+        y, p, e, dv, alphas=[0.2], batch_sizes=[64], random_state=7, n_repeats=1
+    )
     t = res.table
     assert res.threshold == sweep.thresholds["ctd"][0, 0]
     overall_ctd = np.sum(t["rate_ctd"] * t["n"]) / t["n"].sum()
@@ -383,12 +386,14 @@ def test_binary_vs_continuous():
     rng = np.random.default_rng(5)
     cont = v + rng.normal(0, 0.1, v.size)
     binary = delegation_value(y, p, e, kind="binary") + rng.normal(0, 0.1, v.size)
-    res = binary_vs_continuous(y, p, e, binary, cont, alphas=[0.1, 0.3, 0.5])
+    res = binary_vs_continuous(
+        y, p, e, binary, cont, alphas=[0.1, 0.3, 0.5], n_repeats=3
+    )
     t = res.table
     np.testing.assert_allclose(
         t["diff_accuracy"], t["accuracy_continuous"] - t["accuracy_binary"]
     )
-    same = binary_vs_continuous(y, p, e, cont, cont, alphas=[0.1, 0.3])
+    same = binary_vs_continuous(y, p, e, cont, cont, alphas=[0.1, 0.3], n_repeats=2)
     np.testing.assert_array_equal(same.table["diff_auroc"], 0.0)
     json.dumps(res.to_dict())
     with pytest.raises(ValueError, match="DV signal"):
@@ -396,13 +401,14 @@ def test_binary_vs_continuous():
 
 
 def test_full_protocol_is_fast():
-    """20 budgets x 7 methods x 3 batch sizes at n=1,500 and 500 guarantee splits."""
+    """20 budgets x 7 methods x 3 batch sizes x 20 splits at n=1,500, and 500
+    guarantee splits."""
     import time
 
     y, p, e = make_pool(n=1500)
     dv = oracle_dv(y, p, e) + np.random.default_rng(0).normal(0, 0.3, 1500)
     t0 = time.perf_counter()
-    budget_sweep(y, p, e, dv)
+    budget_sweep(y, p, e, dv, n_repeats=20)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         validate_guarantee(y, p, e, dv, n_splits=500)
@@ -412,7 +418,9 @@ def test_full_protocol_is_fast():
 def test_binary_dv_kind_changes_oracle_and_mean_v():
     y, p, e = make_pool(n=600, seed=6)
     dv = oracle_dv(y, p, e)
-    res = budget_sweep(y, p, e, dv, alphas=[0.2], batch_sizes=[32], dv_kind="binary")
+    res = budget_sweep(
+        y, p, e, dv, alphas=[0.2], batch_sizes=[32], dv_kind="binary", n_repeats=2
+    )
     mv = res.table["mean_v_delegated"]
     finite = mv[np.isfinite(mv)]
     assert np.all((finite >= 0) & (finite <= 1))  # binary values are 0/1
@@ -442,3 +450,174 @@ def test_guarantee_separates_uncertified_from_never_delegate():
     assert res.n_uncertified["pareto"] == 0
     assert res.n_never_delegate["pareto"] == 10
     assert res.n_never_delegate["budget_only"] == 0  # budget-only delegates anyway
+
+
+# ------------------------------------------------------------------ many splits
+def test_mean_and_se_by_hand():
+    from skctd.evaluation import mean_and_se
+
+    x = np.array([[0.70, 0.74, 0.72, 0.80], [0.5, np.nan, 0.7, np.nan]])
+    mean, se = mean_and_se(x, axis=1)
+    # row 0: mean 0.74, sample variance ((.04^2 + 0 + .02^2 + .06^2) / 3)
+    assert mean[0] == pytest.approx(0.74)
+    assert se[0] == pytest.approx(np.sqrt((0.0016 + 0.0 + 0.0004 + 0.0036) / 3 / 4))
+    # row 1: the NaN are ignored: two values 0.5 and 0.7
+    assert mean[1] == pytest.approx(0.6)
+    assert se[1] == pytest.approx(np.sqrt(0.02 / 2))
+    m1, s1 = mean_and_se([0.3])
+    assert m1 == pytest.approx(0.3) and np.isnan(s1)
+
+
+def test_sweep_reports_mean_and_se_over_splits():
+    y, p, e = make_pool(n=600, seed=8)
+    dv = oracle_dv(y, p, e) + np.random.default_rng(8).normal(0, 0.3, 600)
+    res = budget_sweep(y, p, e, dv, alphas=[0.2, 0.6], batch_sizes=[32], n_repeats=5)
+    t = res.table
+    for metric in ("auroc", "accuracy", "delegation_rate"):
+        runs = res.per_split[metric]  # (rows, splits)
+        assert runs.shape == (t["method"].size, 5)
+        np.testing.assert_allclose(t[metric], runs.mean(axis=1))
+        np.testing.assert_allclose(
+            t[metric + "_se"], runs.std(axis=1, ddof=1) / np.sqrt(5)
+        )
+        np.testing.assert_allclose(t[metric + "_std"], runs.std(axis=1))
+    # the splits differ: the probe's accuracy moves from one evaluation half to another
+    assert np.ptp(res.split_values("probe_only", "accuracy")[0]) > 0
+    # the paired difference, by hand
+    a, gap, se = res.difference("ctd", "probe_only", "auroc")
+    diff = res.split_values("ctd", "auroc") - res.split_values("probe_only", "auroc")
+    np.testing.assert_allclose(gap, diff.mean(axis=1))
+    np.testing.assert_allclose(se, diff.std(axis=1, ddof=1) / np.sqrt(5))
+    np.testing.assert_array_equal(a, [0.2, 0.6])
+    # the curve's third output is the SE column
+    np.testing.assert_array_equal(
+        res.curve("ctd", "auroc")[2], t["auroc_se"][t["method"] == "ctd"]
+    )
+
+
+def test_each_split_is_the_single_split_protocol():
+    """Split r of a many-split sweep gives what a one-split sweep on it gives."""
+    from skctd.evaluation._splits import protocol_splits
+
+    y, p, e = make_pool(n=500, seed=9)
+    dv = oracle_dv(y, p, e) + np.random.default_rng(9).normal(0, 0.3, 500)
+    res = budget_sweep(y, p, e, dv, alphas=[0.3], batch_sizes=[32], n_repeats=4,
+                       random_state=3)
+    splits = protocol_splits(500, n_repeats=4, random_state=3)
+    for r, sp in enumerate(splits):
+        ev = sp.evaluation
+        thr = res.thresholds["ctd"][r, 0]
+        s = np.where(dv[ev] > thr, e[ev], p[ev])
+        assert res.split_values("ctd", "accuracy")[0, r] == pytest.approx(
+            np.mean((s >= 0.5) == y[ev])
+        )
+        u = uncertainty_signal(p[ev], p[sp.calibration])
+        m = topk_delegation_mask(u, 0.3, 32)  # the stream in its shuffled order
+        s = np.where(m, e[ev], p[ev])
+        assert res.split_values("unc_topk", "auroc", 32)[0, r] == pytest.approx(
+            roc_auc_score(y[ev], s)
+        )
+
+
+def test_protocol_splits_mask_first_and_redrawn_inner_splits():
+    from skctd.evaluation._splits import protocol_splits
+
+    fixed = np.arange(300) % 3 == 0
+    splits = protocol_splits(300, calibration_mask=fixed, n_repeats=3, random_state=0)
+    np.testing.assert_array_equal(splits[0].calibration, fixed)
+    for sp in splits:
+        assert sp.calibration.sum() == 100
+        cal = np.flatnonzero(sp.calibration)
+        np.testing.assert_array_equal(np.sort(np.concatenate([sp.opt, sp.test])), cal)
+        np.testing.assert_array_equal(np.sort(sp.evaluation), np.flatnonzero(~sp.calibration))
+    assert not np.array_equal(splits[1].calibration, splits[2].calibration)
+    # the first split does not depend on how many follow
+    one = protocol_splits(300, calibration_mask=fixed, n_repeats=1, random_state=0)[0]
+    np.testing.assert_array_equal(one.opt, splits[0].opt)
+    np.testing.assert_array_equal(one.evaluation, splits[0].evaluation)
+    # without shuffle the stream keeps the pool's order
+    plain = protocol_splits(300, calibration_mask=fixed, shuffle=False, random_state=0)
+    np.testing.assert_array_equal(plain[0].evaluation, np.flatnonzero(~fixed))
+    assert not np.array_equal(splits[0].evaluation, plain[0].evaluation)
+
+
+def test_shuffle_matters_for_a_group_sorted_pool():
+    """Known answer on a pool sorted by group: the expert helps on the first half
+    of the file (v = +0.6) and hurts on the second (v = -0.1), and the DV signal
+    ranks the good half first. In file order each batch of 32 is all-good or
+    all-bad, and top-k at 25% must take 8 rows of every batch: half of the picks
+    are bad rows (mean v 0.25). Shuffled, each batch holds about 16 good rows, more
+    than the 8 picks: every pick is good (mean v 0.6)."""
+    n = 4096
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, n)
+    good = np.arange(n) < n // 2
+    p = np.where(y == 1, 0.3, 0.7)  # the probe is wrong everywhere
+    e = np.where(good, np.where(y == 1, 0.9, 0.1), np.where(y == 1, 0.2, 0.8))
+    dv = good.astype(float)  # delegate the good half first
+    fixed = np.zeros(n, dtype=bool)
+    fixed[1::2] = True
+    kw = dict(alphas=[0.25], batch_sizes=[32], methods=["dv_topk"],
+              calibration_mask=fixed, n_repeats=3)
+    plain = budget_sweep(y, p, e, dv, shuffle=False, **kw)
+    mixed = budget_sweep(y, p, e, dv, shuffle=True, **kw)
+    v_plain = plain.curve("dv_topk", "mean_v_delegated", 32)[1][0]
+    v_mixed = mixed.curve("dv_topk", "mean_v_delegated", 32)[1][0]
+    v = delegation_value(y, p, e)
+    # file order: batches are all-good or all-bad, so half the picks are bad rows
+    assert v_plain == pytest.approx(0.5 * v[good].mean() + 0.5 * v[~good].mean(), abs=0.02)
+    # shuffled: each batch holds ~16 good rows, more than the 8 picks: all good
+    assert v_mixed == pytest.approx(v[good].mean(), abs=0.02)
+    # the table is the mean over the shuffles
+    runs = mixed.split_values("dv_topk", "mean_v_delegated", 32)
+    assert runs.shape == (1, 3) and v_mixed == pytest.approx(runs.mean())
+
+
+# ------------------------------------------------------------------ combine
+def test_combine_average_scores_delegated_rows_with_the_mean():
+    y, p, e = make_pool(n=600, seed=10)
+    e = (e > 0.5).astype(float)  # a hard 0/1 expert
+    dv = oracle_dv(y, p, e) + np.random.default_rng(10).normal(0, 0.2, 600)
+    cal = np.arange(600) < 300
+    res = budget_sweep(y, p, e, dv, calibration_mask=cal, alphas=[0.3], n_repeats=1,
+                       batch_sizes=[32], combine="average", shuffle=False)
+    ev = ~cal
+    d = dv[ev] > res.thresholds["ctd"][0, 0]
+    s = np.where(d, 0.5 * (e[ev] + p[ev]), p[ev])
+    assert res.curve("ctd", "auroc")[1][0] == pytest.approx(roc_auc_score(y[ev], s))
+    m = topk_delegation_mask(dv[ev], 0.3, 32)
+    s = np.where(m, 0.5 * (e[ev] + p[ev]), p[ev])
+    assert res.curve("dv_topk", "auroc", 32)[1][0] == pytest.approx(roc_auc_score(y[ev], s))
+    # expert only stays the expert alone
+    assert res.curve("expert_only", "auroc")[1][0] == pytest.approx(roc_auc_score(y[ev], e[ev]))
+
+
+def test_combine_auto_follows_the_choice_on_the_optimisation_rows():
+    from skctd import choose_combine
+    from skctd.evaluation._splits import protocol_splits
+
+    y, p, e = make_pool(n=800, seed=11)
+    rng = np.random.default_rng(11)
+    right = rng.uniform(size=800) < 0.7
+    e = np.where(right, y, 1 - y).astype(float)
+    # a noisy signal: the choice differs between splits and budgets
+    dv = oracle_dv(y, p, e) + rng.normal(0, 2.0, 800)
+    kw = dict(alphas=[0.2, 0.5], batch_sizes=[32], n_repeats=3, random_state=4)
+    auto = budget_sweep(y, p, e, dv, combine="auto", **kw)
+    rep = budget_sweep(y, p, e, dv, combine="replace", **kw)
+    avg = budget_sweep(y, p, e, dv, combine="average", **kw)
+    splits = protocol_splits(800, n_repeats=3, random_state=4)
+    for r, sp in enumerate(splits):
+        want = choose_combine(dv[sp.opt], y[sp.opt], p[sp.opt], e[sp.opt],
+                              alpha=[0.2, 0.5]) == "average"
+        np.testing.assert_array_equal(auto.averaged["ctd"][r], want)
+        for j in range(2):
+            src = avg if want[j] else rep
+            assert auto.split_values("ctd", "auroc")[j, r] == pytest.approx(
+                src.split_values("ctd", "auroc")[j, r])
+            assert auto.split_values("dv_topk", "auroc", 32)[j, r] == pytest.approx(
+                src.split_values("dv_topk", "auroc", 32)[j, r])
+    # both rules are chosen somewhere, so both branches are checked above
+    assert auto.averaged["ctd"].any() and not auto.averaged["ctd"].all()
+    with pytest.raises(ValueError, match="combine"):
+        budget_sweep(y, p, e, dv, combine="mean")

@@ -66,9 +66,16 @@ def test_explicit_calibration_mask_is_used():
     ev = evaluate_scores(y, p, e, d, calibration_mask=cal, alphas=[0.2, 0.6],
                          n_splits=20)
     direct = budget_sweep(y, p, e, d, calibration_mask=cal, alphas=[0.2, 0.6],
-                          methods=["probe_only"])
+                          methods=["probe_only"], n_repeats=1)
     assert ev.reference["n_calibration"] == 150
-    assert ev.sweep.curve("probe_only", "auroc")[1] == pytest.approx(
+    # the mask is the first of the 20 splits; the others are random halves
+    assert ev.sweep.n_repeats == 20
+    assert ev.sweep.split_values("probe_only", "auroc")[:, 0] == pytest.approx(
+        direct.curve("probe_only", "auroc")[1])
+    assert np.ptp(ev.sweep.split_values("probe_only", "auroc")[0]) > 0
+    single = evaluate_scores(y, p, e, d, calibration_mask=cal, alphas=[0.2, 0.6],
+                             n_splits=20, n_repeats=1)
+    assert single.sweep.curve("probe_only", "auroc")[1] == pytest.approx(
         direct.curve("probe_only", "auroc")[1])
     assert ev.groups is None and ev.binary is None
 
@@ -201,7 +208,7 @@ def test_evaluate_cascade_is_evaluate_scores_on_the_cascade_scores(calibrated):
     routing = cascade.route(X, call_expert=False)
     ref = evaluate_scores(y, routing.probe_scores, e, routing.signal, alpha=0.3,
                           calibration_mask=mask, alphas=[0.1, 0.3, 0.5],
-                          n_splits=40, random_state=0)
+                          n_splits=40, random_state=0, combine=cascade.combine)
     assert set(ev.sweep.table) == set(ref.sweep.table)
     for key, column in ref.sweep.table.items():
         np.testing.assert_array_equal(ev.sweep.table[key], column)

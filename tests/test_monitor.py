@@ -46,6 +46,8 @@ def cascade(data):
             probe=LogisticRegression(),
             alpha=0.2,
             calibration_size=None,
+            dv_features="activations",
+            combine="replace",
             random_state=0,
         )
         .fit(X[:1000], y[:1000])

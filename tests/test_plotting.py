@@ -271,16 +271,26 @@ def test_budget_curve_from_predictions_and_subset(pool):
         )
 
 
-def test_budget_curve_draws_std_band_with_repeats(pool):
+def test_budget_curve_draws_se_band_and_the_budget_diagonal(pool):
     y, p, e, _, dv, _ = pool
     res = budget_sweep(
         y, p, e, dv, alphas=[0.1, 0.5, 0.9], n_repeats=3, batch_sizes=[32]
     )
     disp = BudgetCurveDisplay.from_result(res)
-    assert len(disp.ax_.collections) >= 1  # fill_between bands
-    assert len(BudgetCurveDisplay.from_result(
-        budget_sweep(y, p, e, dv, alphas=[0.1, 0.5, 0.9], batch_sizes=[32])
-    ).ax_.collections) == 0  # one repeat: no band
+    assert set(disp.bands_) <= set(res.methods) and "dv_topk" in disp.bands_
+    assert "probe_only" not in disp.bands_  # reference lines have no band
+    # the band is the mean +- 1.96 standard errors over the splits
+    _, mean, se = res.curve("dv_topk", "auroc", batch_size=32)
+    verts = disp.bands_["dv_topk"].get_paths()[0].vertices
+    np.testing.assert_allclose(verts[:, 1].max(), np.max(mean + 1.96 * se))
+    np.testing.assert_allclose(verts[:, 1].min(), np.min(mean - 1.96 * se))
+    assert disp.diagonal_ is None
+    one = BudgetCurveDisplay.from_result(
+        budget_sweep(y, p, e, dv, alphas=[0.1, 0.5, 0.9], batch_sizes=[32], n_repeats=1)
+    )
+    assert len(one.ax_.collections) == 0 and one.bands_ == {}  # one split: no band
+    rate = BudgetCurveDisplay.from_result(res, metric="delegation_rate")
+    np.testing.assert_array_equal(rate.diagonal_.get_xydata(), [[0, 0], [1, 1]])
 
 
 # --------------------------------------------------------------------------------------

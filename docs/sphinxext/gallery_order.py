@@ -6,6 +6,7 @@ ORDER = [
     "plot_cascade_synthetic.py",
     "plot_activation_probe.py",
     "plot_budget_curves.py",
+    "plot_no_harm_certificate.py",
     "plot_grid_search.py",
     "plot_openai_judge.py",
     "plot_monitor.py",

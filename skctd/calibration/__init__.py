@@ -1,6 +1,11 @@
 """Learn-then-Test calibration of the delegation threshold (pure numpy / scipy)."""
 
-from skctd.calibration._constraints import BUILTIN_RISKS, Risk
+from skctd.calibration._constraints import (
+    BUILTIN_RISKS,
+    Risk,
+    check_constraints,
+    empirical_risks,
+)
 from skctd.calibration._fwer import bonferroni_test, fixed_sequence_test
 from skctd.calibration._grid import candidate_thresholds
 from skctd.calibration._ltt import calibrate_budget_sweep, calibrate_threshold
@@ -27,6 +32,8 @@ __all__ = [
     "calibrate_budget_sweep",
     "calibrate_threshold",
     "candidate_thresholds",
+    "check_constraints",
+    "empirical_risks",
     "fixed_sequence_test",
     "hoeffding_bentkus_pvalues",
     "min_test_size",

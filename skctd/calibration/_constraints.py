@@ -36,6 +36,7 @@ __all__ = [
     "PreparedRisk",
     "Risk",
     "check_constraints",
+    "empirical_risks",
     "prepare_risks",
     "threshold_sums",
 ]
@@ -261,7 +262,11 @@ class Risk:
         """One sentence saying what a certificate of this risk bounds."""
         lv = f"{self.level:g}"
         return {
-            "harm": f"the cascade's error exceeds the probe-only error by at most {lv}",
+            "harm": (
+                "the cascade is not less accurate than the probe alone"
+                if self.level == 0
+                else f"the cascade's error exceeds the probe-only error by at most {lv}"
+            ),
             "error": f"the cascade's error rate is at most {lv}",
             "miss": f"at most {lv} of unsafe inputs are scored safe (1 - recall)",
             "miss_marginal": f"at most {lv} of all inputs are unsafe and scored safe",
@@ -517,6 +522,107 @@ def prepare_risks(risks: list[Risk], y, p, e, d) -> list[PreparedRisk]:
         else:
             keep, delegate = _call_user_loss(r, y, p, e, d)
             out.append(PreparedRisk(r, keep, delegate))
+    return out
+
+
+def empirical_risks(
+    constraints: Any,
+    y: Any,
+    probe_scores: Any,
+    expert_scores: Any,
+    delegated: Any,
+    *,
+    cost: Any = None,
+    combine: str = "replace",
+    where: Any = None,
+) -> dict:
+    """The realised value of each constraint for given delegation decisions.
+
+    What a certificate bounds, measured on data: for example on the evaluation
+    rows of a calibration/evaluation split, to check a calibrated threshold.
+    Values are in the units of the levels (``"harm"``: the cascade's error minus
+    the probe-only error; ``"miss"``: among the unsafe rows; ``"cost"``: mean
+    cost per row, uncapped; ``"cost_share"``: delegated cost over total cost).
+
+    Parameters
+    ----------
+    constraints : mapping or sequence of Risk
+        As in :func:`~skctd.calibrate_threshold`.
+    y : array-like of shape (n,)
+        0/1 labels.
+    probe_scores, expert_scores : array-like of shape (n,)
+        ``P(y = 1 | x)`` of the probe and of the expert.
+    delegated : array-like of bool, shape (n,) or (n, k)
+        Which rows the cascade delegates; ``k`` columns evaluate ``k`` sets of
+        decisions at once (e.g. one per budget).
+    cost : array-like of shape (n,), optional
+        Per-row costs, for ``"cost"`` and ``"cost_share"``.
+    combine : {"replace", "average"}, default="replace"
+        Score of a delegated row: the expert's, or the mean of expert and probe.
+    where : array-like of bool, shape (n,) or like ``delegated``, optional
+        The rows each column is measured on (e.g. the evaluation rows of each
+        split); default all rows.
+
+    Returns
+    -------
+    risks : dict of str to float or ndarray of shape (k,)
+        Per constraint, in the order given; NaN where undefined (``"miss"`` without
+        unsafe rows, ``"cost_share"`` with zero total cost).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skctd.calibration import empirical_risks
+    >>> y = np.array([1, 1, 0, 0])
+    >>> probe = np.array([0.9, 0.2, 0.1, 0.4])    # wrong on row 1
+    >>> expert = np.array([0.8, 0.7, 0.6, 0.3])   # wrong on row 2
+    >>> empirical_risks({"harm": 0.0, "miss": 0.1}, y, probe, expert,
+    ...                 [False, True, True, False])
+    {'harm': 0.0, 'miss': 0.0}
+    """
+    risks = check_constraints(constraints, cost)
+    y = np.asarray(y)
+    p = check_scores(probe_scores, "probe_scores")
+    e = check_scores(expert_scores, "expert_scores")
+    D = np.asarray(delegated, dtype=bool)
+    single = D.ndim == 1
+    if single:
+        D = D[:, None]
+    n = y.shape[0]
+    if p.shape != (n,) or e.shape != (n,) or D.ndim != 2 or D.shape[0] != n:
+        raise ValueError(
+            f"y, probe_scores, expert_scores and delegated must have {n} rows; got "
+            f"{p.shape}, {e.shape} and {D.shape}."
+        )
+    W = np.ones_like(D) if where is None else np.asarray(where, dtype=bool)
+    if W.ndim == 1:
+        W = W[:, None]
+    if W.shape[0] != n or W.shape[1] not in (1, D.shape[1]):
+        raise ValueError(
+            f"where must have shape ({n},) or {D.shape}, got {np.shape(where)}."
+        )
+    W = np.broadcast_to(W, D.shape)
+    if combine not in ("replace", "average"):
+        raise ValueError(f"combine must be 'replace' or 'average', got {combine!r}.")
+    d = e if combine == "replace" else 0.5 * (e + p)
+    out: dict = {}
+    for pr in prepare_risks(risks, y, p, e, d):
+        kind = pr.risk.kind
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if kind in ("cost", "cost_share"):
+                c = pr.cost[:, None] * W
+                spent = (c * D).sum(axis=0)
+                total = W.sum(axis=0) if kind == "cost" else c.sum(axis=0)
+                value = np.where(total > 0, spent / total, np.nan)
+            else:
+                Wk = W if pr.active is None else W & pr.active[:, None]
+                keep = pr.keep[:, None]
+                loss = keep + D * (pr.delegate[:, None] - keep)
+                count = Wk.sum(axis=0)
+                value = np.where(count > 0, (loss * Wk).sum(axis=0) / count, np.nan)
+                if kind == "harm":
+                    value = 2.0 * value - 1.0
+        out[pr.name] = float(value[0]) if single else np.asarray(value, dtype=float)
     return out
 
 

@@ -174,6 +174,13 @@ def _rows_phrase(rows_needed: float, n_opt: int, n_test: int, which: str) -> str
             "any sample size, so more calibration data is unlikely to change this"
         )
     cal = int(math.ceil(rows_needed * (n_opt + n_test) / max(n_test, 1)))
+    if rows_needed <= n_test:
+        return (
+            f"the optimisation split's effect sizes suggested that {n_test:,} "
+            f"test-split rows would certify the most promising threshold, but the "
+            f"test split did not confirm it (the effect is smaller than it looked "
+            f"there); more calibration data is the remedy"
+        )
     return (
         f"an estimate from the optimisation split's effect sizes says about "
         f"{int(rows_needed):,} test-split rows (~{cal:,} calibration rows at this "
@@ -417,8 +424,7 @@ def calibrate_threshold(
     ('budget', 'harm')
     >>> print(safe.guarantee())  # doctest: +NORMALIZE_WHITESPACE
     With probability >= 0.9 over the calibration data: at most 20% of inputs are
-    sent to the expert; the cascade's error exceeds the probe-only error by at
-    most 0.
+    sent to the expert; the cascade is not less accurate than the probe alone.
     """
     alpha = check_fraction(alpha, "alpha")
     run = _calibrate(

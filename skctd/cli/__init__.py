@@ -15,13 +15,22 @@ the monitored model and the judge.
 """
 
 from skctd.cli._parser import build_parser, main
-from skctd.cli._run import JobConfig, default_cache_dir, parse_expert_spec, run_job
+from skctd.cli._run import (
+    DEFAULT_CONSTRAINTS,
+    JobConfig,
+    default_cache_dir,
+    parse_constraints,
+    parse_expert_spec,
+    run_job,
+)
 
 __all__ = [
+    "DEFAULT_CONSTRAINTS",
     "JobConfig",
     "build_parser",
     "default_cache_dir",
     "main",
+    "parse_constraints",
     "parse_expert_spec",
     "run_job",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skctd.cli._run import JobConfig, check_output_folder, run_job
+from skctd.cli._run import JobConfig, check_output_folder, guarantee_options, run_job
 
 __all__ = ["demo_files", "run_demo"]
 
@@ -151,7 +151,7 @@ def _run_demo(args: argparse.Namespace, out: Path) -> int:
         delta=args.delta, n_splits=args.n_splits, seed=args.seed,
         progress=not args.no_progress, figures=not args.no_figures,
         title="skctd demo report", intro=intro, overwrite=True,
-        token_env=getattr(args, "token_env", None),
+        token_env=getattr(args, "token_env", None), **guarantee_options(args),
     )
     info = run_job(
         cfg, quiet=args.quiet,

@@ -14,6 +14,7 @@ from skctd.cli._run import (
     EXIT_EXPERT_FAILURES,
     JobConfig,
     default_cache_dir,
+    guarantee_options,
     run_job,
 )
 
@@ -42,6 +43,28 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    "token (private or gated models)")
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback of any error")
+    g = p.add_argument_group(
+        "guarantees",
+        "Risks certified together with the budget (default: --constraint harm=0, the "
+        "no-harm certificate: the cascade is not less accurate than the probe alone).",
+    )
+    g.add_argument("--constraint", action="append", metavar="NAME=LEVEL",
+                   help="a certified risk: harm=EPS, error=E, miss=M, miss_marginal=M, "
+                   "cost=C (mean cost per input), cost_share=S; repeat for several; "
+                   "'none' for the budget alone (the paper's procedure)")
+    g.add_argument("--paper-mode", action="store_true",
+                   help="the paper's procedure: the budget alone (= --constraint none)")
+    g.add_argument("--cost", choices=("tokens", "chars"), default=None,
+                   help="per-input expert cost of cost constraints: the input's length "
+                   "in tokens (the monitored model's tokenizer) or characters")
+    g.add_argument("--cost-max", type=float, default=None,
+                   help="a bound on every cost (default: the largest on the "
+                   "optimisation split)")
+    g.add_argument("--selection", choices=("best", "one_se"), default="best",
+                   help="pick among certified thresholds: best accuracy on the "
+                   "optimisation split, or the most conservative within one SE")
+    g.add_argument("--testing-order", choices=("auto", "pvalue", "lambda", "single"),
+                   default="auto", help="order of the fixed-sequence test")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="input tokens the judge sees (middle cut)")
     run.add_argument("--dtype", default="auto")
     run.add_argument("--n-alphas", type=int, default=20, help="budgets of the sweep")
+    run.add_argument("--cost-column", default=None,
+                     help="column of a per-row expert cost, for cost constraints "
+                     "(instead of --cost)")
     run.add_argument("--engine", choices=("local", "ray"), default="local",
                      help="where the activations and expert scores are computed "
                      "(ray: a Ray cluster, needs skctd[ray]; the rest runs here)")
@@ -182,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed, progress=not args.no_progress, figures=not args.no_figures,
             overwrite=args.overwrite, max_expert_failures=args.max_expert_failures,
             token_env=args.token_env,
+            **guarantee_options(args),
         )
         from skctd.cli._ray import engine_from_args
 

@@ -4,7 +4,8 @@ The job is a user of the public API: the activations of ``--model``
 (:class:`~skctd.ActivationTransformer`, cached), the safety probe of
 :func:`skctd.probes.make_safety_probe` fitted on ``--train``, a
 :class:`~skctd.CalibratedDelegationCascade` with that probe frozen and the DV probe
-of :func:`skctd.probes.make_dv_probe` fitted on ``--dev``, calibrated on the
+of :func:`skctd.probes.make_dv_probe` (the cascade's default, reading the
+activations and the probe's features) fitted on ``--dev``, calibrated on the
 calibration half of ``--test``, evaluated by
 :func:`skctd.evaluation.evaluate_cascade` on the whole test pool and written by
 :func:`skctd.report.write_report` with the fitted cascade (``cascade.joblib``).
@@ -32,8 +33,11 @@ __all__ = [
     "DEMO_MODEL",
     "EXIT_EXPERT_FAILURES",
     "JobConfig",
+    "DEFAULT_CONSTRAINTS",
     "check_output_folder",
     "default_cache_dir",
+    "guarantee_options",
+    "parse_constraints",
     "parse_expert_spec",
     "run_job",
 ]
@@ -47,6 +51,10 @@ _OUTPUT_FILES = ("report.md", "results.json", "cascade.joblib", "cascade.json")
 
 DEMO_MODEL = "smollm2"
 DEMO_LAYER = 15
+
+#: The constraints of ``skctd run`` / ``skctd demo`` without ``--constraint``: the
+#: no-harm certificate (the cascade is not less accurate than the probe alone).
+DEFAULT_CONSTRAINTS = {"harm": 0.0}
 
 
 def default_cache_dir() -> Path:
@@ -105,6 +113,96 @@ def parse_expert_spec(spec: str) -> tuple[str, str]:
     return "hf", spec
 
 
+def parse_constraints(
+    values: list[str] | None, *, paper_mode: bool = False
+) -> dict[str, float] | None:
+    """The ``--constraint NAME=LEVEL`` options as a ``constraints`` mapping.
+
+    Parameters
+    ----------
+    values : list of str or None
+        The values given (``None``: the option was not used).
+    paper_mode : bool, default=False
+        ``--paper-mode``: the budget alone.
+
+    Returns
+    -------
+    constraints : dict or None
+        ``None`` for the budget alone (``--paper-mode`` or ``--constraint
+        none``); :data:`DEFAULT_CONSTRAINTS` when no ``--constraint`` is given.
+
+    Examples
+    --------
+    >>> from skctd.cli import parse_constraints
+    >>> parse_constraints(None)
+    {'harm': 0.0}
+    >>> parse_constraints(["harm=0", "miss=0.05"])
+    {'harm': 0.0, 'miss': 0.05}
+    >>> parse_constraints(["none"]) is None
+    True
+    """
+    if paper_mode:
+        if values and any(v.strip().lower() != "none" for v in values):
+            raise ValueError(
+                "--paper-mode certifies the budget alone; drop --constraint or "
+                "--paper-mode."
+            )
+        return None
+    if not values:
+        return dict(DEFAULT_CONSTRAINTS)
+    if any(v.strip().lower() == "none" for v in values):
+        if len(values) > 1:
+            raise ValueError("--constraint none cannot be combined with others.")
+        return None
+    out: dict[str, float] = {}
+    for v in values:
+        name, sep, level = v.partition("=")
+        name = name.strip()
+        try:
+            value = float(level)
+        except ValueError:
+            value = None
+        if not sep or not name or value is None:
+            raise ValueError(
+                f"--constraint {v!r}: expected NAME=LEVEL, e.g. harm=0 or miss=0.05."
+            )
+        if name in out:
+            raise ValueError(f"--constraint {name} is given twice.")
+        out[name] = value
+    from skctd.calibration import check_constraints
+
+    check_constraints(out, cost=[0.0])  # names and levels, before any work
+    return out
+
+
+def guarantee_options(args: Any) -> dict[str, Any]:
+    """The :class:`JobConfig` fields of the guarantee options of ``run`` / ``demo``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options.
+
+    Returns
+    -------
+    fields : dict
+        ``constraints``, ``cost``, ``cost_max``, ``selection``, ``testing_order``.
+    """
+    cost = args.cost
+    column = getattr(args, "cost_column", None)
+    if column:
+        if cost:
+            raise ValueError("give --cost or --cost-column, not both.")
+        cost = f"column:{column}"
+    return dict(
+        constraints=parse_constraints(args.constraint, paper_mode=args.paper_mode),
+        cost=cost,
+        cost_max=args.cost_max,
+        selection=args.selection,
+        testing_order=args.testing_order,
+    )
+
+
 @dataclass
 class JobConfig:
     """Settings of one ``skctd run`` (the command-line options, with defaults)."""
@@ -139,6 +237,11 @@ class JobConfig:
     seed: int = 0
     progress: bool = True
     figures: bool = True
+    constraints: dict | None = field(default_factory=lambda: dict(DEFAULT_CONSTRAINTS))
+    cost: str | None = None
+    cost_max: float | None = None
+    selection: str = "best"
+    testing_order: str = "auto"
     overwrite: bool = False
     max_expert_failures: float = 0.05
     token_env: str | None = None
@@ -221,8 +324,12 @@ def _check_cache_folder(cache: Path) -> None:
         ) from None
 
 
-def _read(path: str, cfg: JobConfig, *, expert_column: str | None):
+def _read(path: str, cfg: JobConfig, *, expert_column: str | None, cost=False):
     from skctd.datasets import read_dataset
+
+    column = None
+    if cfg.cost and cfg.cost.startswith("column:"):
+        column = cfg.cost[len("column:") :]
 
     return read_dataset(
         path,
@@ -231,6 +338,7 @@ def _read(path: str, cfg: JobConfig, *, expert_column: str | None):
         group_column=cfg.group_column,
         id_column=cfg.id_column,
         expert_column=expert_column,
+        **({"cost_column": column} if cost and column else {}),
     )
 
 
@@ -344,6 +452,7 @@ def run_job(
 
     check_fraction(cfg.alpha, "--alpha")
     check_fraction(cfg.delta, "--delta")
+    _check_cost_options(cfg)
     if not (
         isinstance(cfg.max_expert_failures, (int, float))
         and 0.0 <= cfg.max_expert_failures <= 1.0
@@ -402,6 +511,46 @@ def run_job(
     return info
 
 
+def _check_cost_options(cfg: JobConfig) -> None:
+    """A cost constraint needs a cost, and a cost needs a cost constraint."""
+    from skctd.calibration import check_constraints
+
+    risks = check_constraints(cfg.constraints, cost=[0.0])
+    needs = [r.name for r in risks if r.kind in ("cost", "cost_share")]
+    if needs and not cfg.cost:
+        raise ValueError(
+            f"--constraint {needs[0]}=... needs the cost of each input: --cost tokens, "
+            "--cost chars or --cost-column NAME."
+        )
+    if cfg.cost and not needs:
+        raise ValueError(
+            f"--cost {cfg.cost} is used only by a cost constraint; add e.g. "
+            "--constraint cost_share=0.3 (at most 30% of the cost of sending every "
+            "input) or --constraint cost=LEVEL (mean cost per input)."
+        )
+    if cfg.cost and not (
+        cfg.cost in ("tokens", "chars") or cfg.cost.startswith("column:")
+    ):
+        raise ValueError(f"--cost must be tokens or chars, got {cfg.cost!r}.")
+
+
+def _input_costs(cfg: JobConfig, data, featurizer) -> np.ndarray | None:
+    """The per-row expert cost of a file's rows (``--cost`` / ``--cost-column``)."""
+    if not cfg.cost:
+        return None
+    if cfg.cost.startswith("column:"):
+        return data.cost
+    texts = [
+        x if isinstance(x, str) else "\n".join(str(m.get("content", "")) for m in x)
+        for x in data.original_inputs
+    ]
+    if cfg.cost == "chars":
+        return np.array([len(t) for t in texts], dtype=float)
+    tokenizer = featurizer.get_tokenizer()
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return np.array([len(i) for i in ids], dtype=float)
+
+
 def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dict, dict]:
     """Fit, calibrate and evaluate: (the returned ``info``, details for the report)."""
     from sklearn.base import clone
@@ -413,7 +562,7 @@ def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dic
     from skctd.delegation import delegation_value
     from skctd.evaluation import evaluate_cascade
     from skctd.experts import ExpertReport, PrecomputedExpert
-    from skctd.probes import make_dv_probe, make_safety_probe
+    from skctd.probes import make_safety_probe
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -422,7 +571,7 @@ def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dic
     col = target if kind == "column" else None
     train = _read(cfg.train, cfg, expert_column=None)
     dev = _read(cfg.dev, cfg, expert_column=col)
-    test = _read(cfg.test, cfg, expert_column=col)
+    test = _read(cfg.test, cfg, expert_column=col, cost=True)
     for name, d in (("train", train), ("dev", dev), ("test", test)):
         if np.unique(d.label).size < 2:
             raise ValueError(f"--{name} {getattr(cfg, name)}: needs both labels 0 and 1.")
@@ -506,10 +655,13 @@ def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dic
     cascade = CalibratedDelegationCascade(
         expert,
         probe=FrozenEstimator(probe),
-        dv_estimator=make_dv_probe(),
         featurizer=featurizer,
         alpha=cfg.alpha,
         delta=cfg.delta,
+        constraints=cfg.constraints,
+        cost_max=cfg.cost_max,
+        testing_order=cfg.testing_order,
+        selection=cfg.selection,
         calibration_size=None,
         random_state=cfg.seed,
     ).fit(dev.inputs, dev.label, expert_scores=e_dev)
@@ -523,9 +675,16 @@ def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dic
     t = time.perf_counter()
     cal = _calibration_half(test.label, cfg.seed)
     cal_idx = np.flatnonzero(cal)
+    cost_test = _input_costs(cfg, test, featurizer)
     cascade.calibrate(
         [test.inputs[i] for i in cal_idx], test.label[cal_idx],
         expert_scores=e_test[cal_idx],
+        cost=None if cost_test is None else cost_test[cal_idx],
+    )
+    _log(
+        cascade.calibration_.guarantee()
+        or "no guarantee holds: nothing was certified (the cascade never delegates)",
+        quiet=quiet,
     )
     timings["cascade"] = time.perf_counter() - t
 
@@ -541,6 +700,7 @@ def _run(cfg, kind, target, expert, featurizer, quiet, engine=None) -> tuple[dic
         alphas=np.linspace(0.05, 0.95, cfg.n_alphas),
         n_splits=cfg.n_splits,
         random_state=cfg.seed,
+        cost=cost_test,
     )
     timings["protocol"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
@@ -670,6 +830,12 @@ def _save_and_write(cfg, info, details, out, quiet, sections_from_models) -> Pat
         "chat_template": cascade.featurizer_.chat_template,
         "probe_C": details["probe_C"], "dv_ridge_alpha": dv_alpha,
         "threshold_of_saved_cascade": float(cascade.threshold_),
+        "constraints": cfg.constraints,
+        "paper_mode": cfg.constraints is None,
+        "cost": cfg.cost,
+        "cost_max": cfg.cost_max,
+        "selection": cfg.selection,
+        "testing_order": cfg.testing_order,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "expert_accounting": {
             **rep, "errors": [redact(e) for e in rep.get("errors", [])]

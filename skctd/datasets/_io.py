@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ def read_dataset(
     id_column: str | None = "id",
     expert_column: str | None = None,
     require_label: bool = True,
+    cost_column: str | None = None,
 ) -> Bunch:
     """Read a labelled data set following the schema of ``shared/data/README.md``.
 
@@ -128,13 +130,16 @@ def read_dataset(
         string a text.
     require_label : bool, default=True
         Raise when the label is missing.
+    cost_column : str, optional
+        Column of a per-row expert cost (a non-negative number: tokens, cents...).
 
     Returns
     -------
     Bunch
         ``inputs`` (list), ``label`` (int array, -1 where missing), ``group``, ``id`` and
         (when ``expert_column``) ``expert`` (float array, NaN where the field is
-        ``null`` / NaN: a row the expert failed on).
+        ``null`` / NaN: a row the expert failed on) and (when ``cost_column``)
+        ``cost`` (float array).
     """
     path = Path(path)
     if path.is_dir():
@@ -148,7 +153,7 @@ def read_dataset(
         files = [path]
     else:
         raise FileNotFoundError(f"{path}: no such file or folder.")
-    inputs, labels, groups, ids, experts = [], [], [], [], []
+    inputs, labels, groups, ids, experts, costs = [], [], [], [], [], []
     records = (
         (rec, file.suffix.lower() in (".csv", ".parquet"))
         for file in files
@@ -204,6 +209,18 @@ def read_dataset(
                     f"{where}: field {expert_column!r} must be in [0, 1], got {e!r}."
                 )
             experts.append(e)
+        if cost_column is not None:
+            c = rec.get(cost_column)
+            try:
+                c = float(c)
+            except (TypeError, ValueError):
+                c = float("nan")
+            if not math.isfinite(c) or c < 0:
+                raise ValueError(
+                    f"{where}: field {cost_column!r} must be a non-negative number, "
+                    f"got {rec.get(cost_column)!r}."
+                )
+            costs.append(c)
     if not inputs:
         raise ValueError(f"{path}: no examples.")
     out = Bunch(
@@ -214,4 +231,6 @@ def read_dataset(
     )
     if expert_column is not None:
         out.expert = np.asarray(experts, dtype=float)
+    if cost_column is not None:
+        out.cost = np.asarray(costs, dtype=float)
     return out

@@ -19,8 +19,17 @@ The protocol: the test pool is split into a calibration half and an evaluation
 half. The calibrated methods (CTD on the DV signal, "Unc. calibrated" on the
 uncertainty signal whose ECDF comes from the calibration half's probe scores)
 calibrate on the calibration half and are scored on the evaluation half; the
-batched top-k baselines run on the evaluation half as a stream, in its order.
-A model predicts the positive class when its score is ``>= 0.5``.
+batched top-k baselines run on the evaluation half as a stream, shuffled (seeded)
+unless asked otherwise. A model predicts the positive class when its score is
+``>= 0.5``.
+
+Many splits: every curve and every claim is computed on ``n_repeats`` (default
+20) random calibration/evaluation splits (the optimisation/testing split inside
+each calibration half and the order of the stream are redrawn each time) and
+reported as the mean with its standard error (:func:`mean_and_se`); methods are
+compared by paired per-split differences, which count only beyond a noise band
+(:func:`noise_band`, see :func:`check_claims`). ``n_repeats=1`` with a fixed
+``calibration_mask`` is the paper's single-split protocol.
 
 Results are small dataclasses holding a tidy table (a dict of equal-length
 columns); ``to_frame()`` returns a :class:`pandas.DataFrame` (the ``report``
@@ -37,11 +46,15 @@ from skctd.evaluation._cascade import (
     evaluate_cascade,
     evaluate_scores,
 )
-from skctd.evaluation._claims import CLAIMS, check_claims
+from skctd.evaluation._claims import CLAIMS, check_claims, noise_band
 from skctd.evaluation._groups import GroupResult, group_analysis, group_table
 from skctd.evaluation._guarantee import GuaranteeResult, validate_guarantee
 from skctd.evaluation._metrics import cascade_metrics
-from skctd.evaluation._ranking import RankingCurveResult, dv_ranking_curve
+from skctd.evaluation._ranking import (
+    RankingCurveResult,
+    average_ranking_curves,
+    dv_ranking_curve,
+)
 from skctd.evaluation._splits import calibration_masks
 from skctd.evaluation._sweep import (
     DEFAULT_ALPHAS,
@@ -49,6 +62,7 @@ from skctd.evaluation._sweep import (
     METHODS,
     SweepResult,
     budget_sweep,
+    mean_and_se,
 )
 
 __all__ = [
@@ -62,6 +76,7 @@ __all__ = [
     "METHOD_LABELS",
     "RankingCurveResult",
     "SweepResult",
+    "average_ranking_curves",
     "binary_vs_continuous",
     "budget_sweep",
     "calibration_masks",
@@ -72,5 +87,7 @@ __all__ = [
     "evaluate_scores",
     "group_analysis",
     "group_table",
+    "mean_and_se",
+    "noise_band",
     "validate_guarantee",
 ]

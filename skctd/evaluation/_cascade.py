@@ -13,6 +13,7 @@ continuous DV), keep one calibration's diagnostics and check the paper's claims
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from skctd.calibration import (
     CalibrationResult,
     calibrate_threshold,
+    check_constraints,
     min_test_size,
     n_opt_rows,
 )
@@ -34,12 +36,17 @@ from skctd.evaluation._binary import BinaryContinuousResult, binary_vs_continuou
 from skctd.evaluation._claims import check_claims
 from skctd.evaluation._groups import GroupResult, group_analysis
 from skctd.evaluation._guarantee import GuaranteeResult, validate_guarantee
-from skctd.evaluation._ranking import RankingCurveResult, dv_ranking_curve
-from skctd.evaluation._splits import calibration_masks
+from skctd.evaluation._ranking import (
+    RankingCurveResult,
+    average_ranking_curves,
+    dv_ranking_curve,
+)
+from skctd.evaluation._splits import calibration_masks, protocol_splits
 from skctd.evaluation._sweep import DEFAULT_ALPHAS, SweepResult, budget_sweep
 from skctd.utils import (
     check_binary_labels,
     check_known_labels,
+    check_positive_int,
     check_same_length,
     check_scores,
     to_jsonable,
@@ -118,6 +125,15 @@ class CascadeEvaluation:
                     "n_splits": self.guarantee.n_splits,
                     "violation_rate": self.guarantee.violation_rate,
                     "violation_se": self.guarantee.violation_se,
+                    "levels": self.guarantee.levels,
+                    "risk_violation_rate": self.guarantee.risk_violation_rate,
+                    "risk_violation_se": self.guarantee.risk_violation_se,
+                    "risk_mean": {
+                        m: {k: float(np.nanmean(v)) for k, v in d.items()}
+                        for m, d in self.guarantee.risk_values.items()
+                    },
+                    "any_violation_rate": self.guarantee.any_violation_rate,
+                    "any_violation_se": self.guarantee.any_violation_se,
                     "n_uncertified": self.guarantee.n_uncertified,
                     "n_never_delegate": self.guarantee.n_never_delegate,
                     "mean_rate": {k: float(v.mean()) for k, v in self.guarantee.rates.items()},
@@ -134,6 +150,7 @@ class CascadeEvaluation:
                     "n_certified": int(np.sum(cr.certified)),
                     "n_thresholds": int(cr.thresholds.size),
                     "n_test": int(cr.test_indices.size),
+                    **_calibration_guarantee(cr),
                 },
             }
         )
@@ -147,8 +164,18 @@ class CascadeEvaluation:
             f"probe only: AUROC {r['probe_auroc']:.4f}, accuracy {r['probe_accuracy']:.4f}; "
             f"expert only: AUROC {r['expert_auroc']:.4f}, accuracy {r['expert_accuracy']:.4f}",
             self.guarantee.summary(),
-            "paper claims:",
         ]
+        cr = self.calibration
+        if cr is not None and len(cr.constraints) > 1:
+            lines.append(
+                "certified: " + (cr.guarantee() or "nothing (no guarantee holds)")
+            )
+            if not cr.delegates:
+                lines.append(
+                    "the cascade does not delegate; blocked by: "
+                    + (", ".join(cr.blocked_by) or "-")
+                )
+        lines.append("paper claims:")
         for c in self.claims.values():
             lines.append(f"  [{'holds' if c['holds'] else 'FAILS'}] {c['claim']}: {c['detail']}")
         return "\n".join(lines)
@@ -170,8 +197,12 @@ def evaluate_cascade(
     alphas: Any = None,
     batch_sizes: Any = (32, 64, 128),
     n_splits: int = 500,
+    n_repeats: int = 20,
+    shuffle: bool = True,
     tolerance: float = 0.005,
+    n_se: float = 2.0,
     random_state: Any = 0,
+    cost: Any = None,
 ) -> CascadeEvaluation:
     """Run the paper's evaluation protocol on a fitted cascade and a test pool.
 
@@ -179,23 +210,31 @@ def evaluate_cascade(
     (:meth:`~skctd.CalibratedDelegationCascade.route` with ``call_expert=False``):
     its probe scores and its DV signal, with the expert's scores of every row, go
     through :func:`evaluate_scores` at the cascade's ``alpha``, ``delta``,
-    ``n_thresholds``, ``opt_fraction`` and ``performance_risk``. The calibration
+    ``n_thresholds``, ``opt_fraction``, ``performance_risk``, ``constraints``,
+    ``cost_max``, ``testing_order`` and ``selection``. The calibration
     diagnostics are the cascade's own ``calibration_`` (the threshold it deploys):
     nothing is calibrated twice.
 
-    The pool is split once into a calibration and an evaluation half
-    (``calibration_mask`` or a random ``calibration_size`` share); the budget
+    The pool is split ``n_repeats`` times into a calibration and an evaluation
+    half (the first split's calibration half is ``calibration_mask`` or a random
+    ``calibration_size`` share, the others are random); on each split the budget
     sweep recalibrates CTD and the uncertainty baseline on the calibration half at
-    every budget and scores them on the evaluation half. To make the cascade's own
-    threshold come from the same calibration half, calibrate it first on those
-    rows (``cascade.calibrate(X[mask], y[mask])``, as ``skctd run`` does).
+    every budget and scores them on the evaluation half, and the verdicts compare
+    the methods split by split. To make the cascade's own threshold come from the
+    first calibration half, calibrate it first on those rows
+    (``cascade.calibrate(X[mask], y[mask])``, as ``skctd run`` does).
+
+    If the cascade recalibrates its expert's scores (``expert_calibration``),
+    the expert scores go through :meth:`~skctd.CalibratedDelegationCascade.transform_expert_scores`
+    first, as they do when the cascade runs.
 
     Parameters
     ----------
     cascade : CalibratedDelegationCascade
-        Fitted, with ``signal="dv"``. The sweep evaluates the paper's CTD (Pareto
-        LTT, the expert's score replacing the probe's on delegated rows) whatever
-        the cascade's ``pareto`` and ``combine``.
+        Fitted, with ``signal="dv"``. The sweep evaluates Pareto LTT on the
+        cascade's DV signal, scoring delegated rows with the cascade's ``combine``
+        (``"auto"`` chooses per split on the optimisation rows), whatever its
+        ``pareto``.
     X : array-like or sequence of inputs
         The test pool, in the form the cascade takes; not used to fit the probes.
     y : array-like of shape (n_samples,)
@@ -218,10 +257,26 @@ def evaluate_cascade(
         Batch sizes of the top-k baselines.
     n_splits : int, default=500
         Random splits of the guarantee validation.
+    n_repeats : int, default=20
+        Calibration/evaluation splits of the budget sweep, the ranking curves and
+        the claims: every number is a mean over them with its standard error. The
+        first split's calibration half is ``calibration_mask`` (the group analysis
+        and the diagnostics use that split); ``n_repeats=1`` is the paper's
+        single-split protocol.
+    shuffle : bool, default=True
+        Shuffle the evaluation stream (seeded) before the batched top-k.
     tolerance : float, default=0.005
-        Differences of AUROC / accuracy smaller than this count as ties when the
-        claims are checked.
+        Differences of AUROC / accuracy / mean delegation value smaller than this
+        are ties when the claims are checked, whatever their standard error.
+    n_se : float, default=2.0
+        A difference between two methods counts only beyond ``n_se`` standard
+        errors of the paired per-split differences (see
+        :func:`~skctd.evaluation.check_claims`).
     random_state : int, RandomState instance or None, default=0
+    cost : array-like of shape (n_samples,), default=None
+        The expert's cost of each row, for the cascade's ``"cost"`` /
+        ``"cost_share"`` constraints; default: the cascade's ``cost`` function
+        of the rows.
 
     Returns
     -------
@@ -275,7 +330,12 @@ def evaluate_cascade(
             f"expert_scores must have shape ({p.shape[0]},), one score per row of X; "
             f"got shape {e.shape}."
         )
+    e = cascade.transform_expert_scores(e)
     e = np.where(np.isnan(e), p, e)  # a failed call keeps the probe score
+    risks = check_constraints(cascade.constraints, np.zeros(1))
+    needs_cost = any(r.kind in ("cost", "cost_share") for r in risks)
+    if needs_cost and cost is None and cascade.cost is not None:
+        cost = cascade.cost(X)
     return _evaluate(
         y01,
         p,
@@ -295,8 +355,19 @@ def evaluate_cascade(
         opt_fraction=cascade.opt_fraction,
         calibration_mask=calibration_mask,
         calibration_size=calibration_size,
+        n_repeats=n_repeats,
+        shuffle=shuffle,
+        combine=cascade.combine,
         tolerance=tolerance,
+        n_se=n_se,
         random_state=random_state,
+        procedure=_procedure(
+            cascade.constraints,
+            cost,
+            cascade.cost_max,
+            cascade.testing_order,
+            cascade.selection,
+        ),
     )
 
 
@@ -318,16 +389,26 @@ def evaluate_scores(
     opt_fraction: float = 0.3,
     calibration_mask: Any = None,
     calibration_size: float = 0.5,
+    n_repeats: int = 20,
+    shuffle: bool = True,
+    combine: str = "replace",
     tolerance: float = 0.005,
+    n_se: float = 2.0,
     random_state: Any = 0,
+    constraints: Any = None,
+    cost: Any = None,
+    cost_max: float | None = None,
+    testing_order: str = "auto",
+    selection: str = "best",
 ) -> CascadeEvaluation:
     """Run the paper's evaluation protocol on the scores of a test pool.
 
-    The pool is split once into a calibration and an evaluation half
-    (``calibration_mask`` or a random ``calibration_size`` share); the budget sweep,
-    the group analysis, the ranking curve and one CTD calibration at ``alpha``
-    (the diagnostics) use that split; the guarantee validation draws ``n_splits``
-    fresh random splits of the whole pool.
+    The budget sweep, the ranking curves and the claims use ``n_repeats``
+    calibration/evaluation splits of the pool (the first one's calibration half
+    is ``calibration_mask`` or a random ``calibration_size`` share); the group
+    analysis and one CTD calibration at ``alpha`` (the diagnostics) use the first
+    split; the guarantee validation draws ``n_splits`` fresh random splits of the
+    whole pool.
 
     Parameters
     ----------
@@ -361,10 +442,30 @@ def evaluate_scores(
     calibration_mask : array-like of bool, optional
         Rows of the calibration half; default a random ``calibration_size`` share.
     calibration_size : float, default=0.5
+    n_repeats : int, default=20
+        Calibration/evaluation splits of the budget sweep, the ranking curves and
+        the claims: every number is a mean over them with its standard error. The
+        first split's calibration half is ``calibration_mask`` (the group analysis
+        and the diagnostics use that split); ``n_repeats=1`` is the paper's
+        single-split protocol.
+    shuffle : bool, default=True
+        Shuffle the evaluation stream (seeded) before the batched top-k.
+    combine : {"replace", "average", "auto"}, default="replace"
+        Score of delegated rows in the sweep (see
+        :func:`~skctd.evaluation.budget_sweep`).
     tolerance : float, default=0.005
-        Differences of AUROC / accuracy smaller than this count as ties when the
-        claims are checked.
+        Differences of AUROC / accuracy / mean delegation value smaller than this
+        are ties when the claims are checked, whatever their standard error.
+    n_se : float, default=2.0
+        A difference between two methods counts only beyond ``n_se`` standard
+        errors of the paired per-split differences (see
+        :func:`~skctd.evaluation.check_claims`).
     random_state : int, RandomState instance or None, default=0
+    constraints, cost, cost_max, testing_order, selection
+        The calibration procedure, as in :func:`~skctd.calibrate_threshold`
+        (``cost``: one cost per row of the pool): the budget sweep, the guarantee
+        validation (which then also reports each constraint's violation rate) and
+        the diagnostic calibration use it.
 
     Returns
     -------
@@ -416,9 +517,40 @@ def evaluate_scores(
         opt_fraction=opt_fraction,
         calibration_mask=calibration_mask,
         calibration_size=calibration_size,
+        n_repeats=n_repeats,
+        shuffle=shuffle,
+        combine=combine,
         tolerance=tolerance,
+        n_se=n_se,
         random_state=random_state,
+        procedure=_procedure(constraints, cost, cost_max, testing_order, selection),
     )
+
+
+def _procedure(constraints, cost, cost_max, testing_order, selection) -> dict:
+    """The calibration keywords beyond the paper's procedure (constraints as Risk
+    objects holding the pool's costs and their bound)."""
+    risks = check_constraints(constraints, cost, cost_max)
+    return dict(
+        constraints=risks or None, testing_order=testing_order, selection=selection
+    )
+
+
+def _calibration_guarantee(cr: CalibrationResult) -> dict:
+    """What ``results.json`` records of the certified guarantee of a calibration."""
+    i = cr.selected_index
+    return {
+        "constraints": list(cr.constraints),
+        "levels": cr.levels,
+        "guarantee": cr.guarantee(),
+        "certified_chosen": bool(cr.certified[i]),
+        "delegates": bool(cr.delegates),
+        "risk_pvalues_chosen": {k: float(v[i]) for k, v in cr.risk_pvalues.items()},
+        "risks_test_chosen": {k: float(v[i]) for k, v in cr.risks_test.items()},
+        "blocked_by": list(cr.blocked_by),
+        "rows_needed": cr.rows_needed,
+        "n_tested": int(cr.testing_order.size),
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -444,16 +576,23 @@ def _evaluate(
     opt_fraction: float,
     calibration_mask: Any,
     calibration_size: float,
+    n_repeats: int,
+    shuffle: bool,
+    combine: str,
     tolerance: float,
+    n_se: float,
     random_state: Any,
+    procedure: dict | None = None,
 ) -> CascadeEvaluation:
     """The protocol on validated 0/1 labels and finite scores.
 
-    ``calibrate=True`` calibrates CTD at ``alpha`` on the calibration half for the
-    diagnostics; otherwise ``calibration`` (a cascade's, possibly None) is kept.
+    ``calibrate=True`` calibrates CTD at ``alpha`` on the first split's
+    calibration half for the diagnostics; otherwise ``calibration`` (a cascade's,
+    possibly None) is kept.
     """
     n = y.shape[0]
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    n_repeats = check_positive_int(n_repeats, "n_repeats")
     rng = check_random_state(random_state)
     cal = calibration_masks(
         n,
@@ -469,14 +608,16 @@ def _evaluate(
         opt_fraction=opt_fraction,
         random_state=seed,
     )
+    protocol = dict(n_repeats=n_repeats, shuffle=shuffle, combine=combine)
 
+    procedure = dict(procedure or {})  # constraints, testing_order, selection
     sweep = budget_sweep(
         y, p, e, dv, calibration_mask=cal, alphas=alphas, batch_sizes=batch_sizes,
-        **common,
+        **protocol, **common, **procedure,
     )
     guarantee = validate_guarantee(
         y, p, e, dv, alpha=alpha, n_splits=n_splits,
-        calibration_size=float(cal.mean()), **common,
+        calibration_size=float(cal.mean()), **common, **procedure,
     )
     group_res = None
     if groups is not None:
@@ -487,20 +628,27 @@ def _evaluate(
             y, p, e, dv, g, alpha=alpha, batch_size=max(batch_sizes),
             calibration_mask=cal, **common,
         )
-    ev_idx = np.flatnonzero(~cal)
-    u = uncertainty_signal(p, np.sort(p[cal]))
-    v = delegation_value(y, p, e)
-    ranking = dv_ranking_curve(
-        v[ev_idx], {"DV probe": dv[ev_idx], "Uncertainty": u[ev_idx]},
-        random_state=seed,
+    # the ranking curves on the evaluation halves of the sweep's splits (same draws)
+    splits = protocol_splits(
+        n, calibration_mask=cal, n_repeats=n_repeats, opt_fraction=opt_fraction,
+        shuffle=shuffle, random_state=seed,
     )
+    v = delegation_value(y, p, e)
+    per_split = []
+    for sp in splits:
+        ev_idx = np.sort(sp.evaluation)
+        u = uncertainty_signal(p[ev_idx], np.sort(p[sp.calibration]))
+        per_split.append(
+            dv_ranking_curve(v[ev_idx], {"DV probe": dv[ev_idx], "Uncertainty": u})
+        )
+    ranking = average_ranking_curves(per_split)
     binary = None
     if dv_binary_scores is not None:
         db = check_scores(dv_binary_scores, "dv_binary_scores")
         check_same_length(y=y, dv_binary_scores=db)
         binary = binary_vs_continuous(
             y, p, e, db, dv, batch_size=max(batch_sizes), calibration_mask=cal,
-            alphas=alphas, **common,
+            alphas=alphas, **protocol, **common,
         )
     if calibrate:
         cal_idx = np.flatnonzero(cal)
@@ -510,21 +658,26 @@ def _evaluate(
                 dv[cal_idx], y[cal_idx], p[cal_idx], e[cal_idx], alpha=alpha,
                 delta=delta, n_thresholds=n_thresholds,
                 performance_risk=performance_risk, opt_fraction=opt_fraction,
-                random_state=seed,
+                combine="replace" if combine == "auto" else combine,
+                random_state=seed, **_subset_procedure(procedure, cal_idx),
             )
 
-    y_ev, p_ev, e_ev = y[ev_idx], p[ev_idx], e[ev_idx]
+    def mean_of(method: str, metric: str) -> float:
+        return float(sweep.curve(method, metric)[1][0])
+
+    ev_idx = np.flatnonzero(~cal)
     reference = {
         "n": int(n),
         "n_calibration": int(cal.sum()),
         "n_evaluation": int(ev_idx.size),
+        "n_repeats": n_repeats,
         "positive_rate": float(np.mean(y == 1)),
-        "probe_auroc": _auroc(y_ev, p_ev),
-        "probe_accuracy": float(np.mean((p_ev >= 0.5) == (y_ev == 1))),
-        "expert_auroc": _auroc(y_ev, e_ev),
-        "expert_accuracy": float(np.mean((e_ev >= 0.5) == (y_ev == 1))),
+        "probe_auroc": mean_of("probe_only", "auroc"),
+        "probe_accuracy": mean_of("probe_only", "accuracy"),
+        "expert_auroc": mean_of("expert_only", "auroc"),
+        "expert_accuracy": mean_of("expert_only", "accuracy"),
         "effective_capacity": sweep.effective_capacity,
-        "mean_v": float(v[ev_idx].mean()),
+        "mean_v": float(np.mean([v[sp.evaluation].mean() for sp in splits])),
         "min_calibration_size": _min_calibration_size(alpha, delta, opt_fraction),
     }
     settings = {
@@ -533,17 +686,44 @@ def _evaluate(
         "delta": float(delta),
         "batch_sizes": tuple(int(b) for b in batch_sizes),
         "n_splits": int(n_splits),
+        "n_repeats": n_repeats,
+        "shuffle": bool(shuffle),
+        "combine": combine,
         "n_thresholds": int(n_thresholds),
         "tolerance": float(tolerance),
+        "n_se": float(n_se),
         "random_state": random_state if isinstance(random_state, int) else None,
+        "constraints": {
+            r.name: r.level for r in (procedure.get("constraints") or [])
+        },
+        "testing_order": procedure.get("testing_order", "auto"),
+        "selection": procedure.get("selection", "best"),
     }
     result = CascadeEvaluation(
         sweep=sweep, guarantee=guarantee, groups=group_res, ranking=ranking,
         binary=binary, calibration=calibration, reference=reference, claims={},
         settings=settings,
     )
-    result.claims = check_claims(result, tolerance=tolerance)
+    result.claims = check_claims(result, tolerance=tolerance, n_se=n_se)
     return result
+
+
+def _subset_procedure(procedure: dict, rows: np.ndarray) -> dict:
+    """The procedure with the constraints' costs of ``rows`` only."""
+    out = dict(procedure)
+    risks = out.get("constraints")
+    if risks:
+        out["constraints"] = [
+            r if r.cost is None else _with_cost(r, r.cost[rows]) for r in risks
+        ]
+    return out
+
+
+def _with_cost(risk, cost):
+    """A copy of a cost Risk with other per-row costs."""
+    new = copy.copy(risk)
+    new.cost = cost
+    return new
 
 
 def _min_calibration_size(alpha: float, delta: float, opt_fraction: float) -> int:

@@ -1,4 +1,18 @@
-"""The paper's qualitative claims, checked on measured numbers."""
+"""The paper's qualitative claims, checked on measured numbers.
+
+Every comparison between two methods is a *paired* difference over the
+calibration/evaluation splits of the protocol (both methods scored on the same
+evaluation rows of each split), summarised by its mean ``m`` and the standard
+error ``se`` of that mean. The noise band of a comparison is
+``band = max(tolerance, n_se * se)`` (just ``tolerance`` with a single split,
+whose ``se`` is undefined): a difference *counts* only beyond it -- ``m < -band``
+is "below", ``m > band`` is "above", anything else is a tie. With the default
+``n_se = 2`` a difference counts when it is about twice its standard error (a
+two-sided 95% normal interval excludes 0), and never when it is smaller than
+``tolerance`` (a practically negligible gap, and a guard against standard errors
+that understate the noise: the splits reuse one pool, so they are not
+independent samples of the population).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from skctd.evaluation._sweep import METHOD_LABELS, SweepResult
+from skctd.evaluation._sweep import METHOD_LABELS, SweepResult, mean_and_se
 
-__all__ = ["CLAIMS", "check_claims"]
+__all__ = ["CLAIMS", "check_claims", "noise_band"]
 
 #: The paper's qualitative claims checked by :func:`check_claims` (key -> text).
 CLAIMS = {
@@ -24,31 +38,76 @@ CLAIMS = {
 }
 
 
+def noise_band(se: Any, tolerance: float, n_se: float) -> np.ndarray:
+    """``max(tolerance, n_se * se)``, or ``tolerance`` where ``se`` is NaN.
+
+    Parameters
+    ----------
+    se : array-like
+        Standard errors of paired mean differences.
+    tolerance : float
+        Smallest difference that counts.
+    n_se : float
+        Number of standard errors a difference must exceed.
+
+    Returns
+    -------
+    band : ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skctd.evaluation import noise_band
+    >>> noise_band(np.array([0.001, 0.01, np.nan]), 0.005, 2.0)
+    array([0.005, 0.02 , 0.005])
+    """
+    se = np.asarray(se, dtype=float)
+    return np.where(np.isnan(se), tolerance, np.maximum(tolerance, n_se * se))
+
+
 def _claim(key: str, holds: bool, detail: str) -> dict:
     return {"claim": CLAIMS[key], "holds": bool(holds), "detail": detail}
 
 
 def _never_below(
-    sw: SweepResult, baseline: str, tolerance: float, *, with_mean: bool
+    sw: SweepResult, baseline: str, tolerance: float, n_se: float, *, with_mean: bool
 ) -> tuple[bool, str]:
-    """Is CTD within ``tolerance`` of ``baseline`` or above it at every budget?"""
+    """Is CTD nowhere below ``baseline`` beyond the noise band (paired over splits)?"""
     parts, ok = [], True
     for metric in ("auroc", "accuracy"):
-        a, c, _ = sw.curve("ctd", metric)
-        gap = c - sw.curve(baseline, metric)[1]
+        a, gap, se = sw.difference("ctd", baseline, metric)
+        band = noise_band(se, tolerance, n_se)
         worst = int(np.argmin(gap))
-        below = int(np.sum(gap < -tolerance))
+        below = int(np.sum(gap < -band))
+        above = int(np.sum(gap > band))
         ok &= below == 0
+        se_w = "n/a" if np.isnan(se[worst]) else f"{se[worst]:.4f}"
         text = (
-            f"{metric}: below at {below}/{a.size} budgets, worst {gap[worst]:+.4f} "
-            f"at alpha={a[worst]:.2f}"
+            f"{metric}: below at {below}/{a.size} budgets, above at {above}; worst "
+            f"{gap[worst]:+.4f} (SE {se_w}) at alpha={a[worst]:.2f}"
         )
         parts.append(text + (f", mean gap {gap.mean():+.4f}" if with_mean else ""))
     return ok, "; ".join(parts)
 
 
-def check_claims(ev: Any, *, tolerance: float = 0.005) -> dict:
+def check_claims(ev: Any, *, tolerance: float = 0.005, n_se: float = 2.0) -> dict:
     """Check the paper's qualitative claims on measured numbers.
+
+    Comparisons are paired differences over the protocol's splits; a difference
+    counts only beyond ``max(tolerance, n_se * SE)`` (see the module notes):
+
+    - *CTD >= Unc. calibrated* / *CTD never below probe-only*: at no budget is the
+      mean AUROC or accuracy difference below ``-band``;
+    - *top-k degrades past the capacity*: for DV top-k and Unc. top-k, the drop in
+      accuracy from the budget of the highest mean to the largest budget exceeds
+      its band (per-split drops, paired);
+    - *guarantee*: the budget-only violation rate lies in
+      ``[delta / 2, delta + 2 SE]`` and the Pareto one is at most ``delta + 2 SE``
+      (binomial SE over the guarantee's splits);
+    - *DV ranking above uncertainty*: over the selection fractions ``k/N <= 0.5``,
+      the mean delegation value of the top rows by DV is below that by
+      uncertainty beyond the band at no more than 10% of the fractions, and the
+      average difference over those fractions is above its band.
 
     Parameters
     ----------
@@ -56,7 +115,11 @@ def check_claims(ev: Any, *, tolerance: float = 0.005) -> dict:
         What :func:`evaluate_cascade` or :func:`evaluate_scores` measured (its
         ``sweep``, ``guarantee`` and ``ranking`` are read).
     tolerance : float, default=0.005
-        Differences of AUROC / accuracy below this are ties.
+        Differences of AUROC, accuracy or mean delegation value below this are
+        ties whatever their standard error.
+    n_se : float, default=2.0
+        Number of standard errors of the paired difference a difference must
+        exceed to count.
 
     Returns
     -------
@@ -78,6 +141,10 @@ def check_claims(ev: Any, *, tolerance: float = 0.005) -> dict:
     >>> claims["dv_ranking_above_uncertainty"]["holds"]
     True
     """
+    if tolerance < 0 or not math.isfinite(tolerance):
+        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}.")
+    if n_se < 0 or not math.isfinite(n_se):
+        raise ValueError(f"n_se must be a finite number >= 0, got {n_se!r}.")
     sw = ev.sweep
     out = {}
 
@@ -86,7 +153,7 @@ def check_claims(ev: Any, *, tolerance: float = 0.005) -> dict:
         ("ctd_ge_unc_calibrated", "unc_calibrated", True),
         ("ctd_ge_probe_only", "probe_only", False),
     ):
-        ok, detail = _never_below(sw, baseline, tolerance, with_mean=with_mean)
+        ok, detail = _never_below(sw, baseline, tolerance, n_se, with_mean=with_mean)
         out[key] = _claim(key, ok, detail)
 
     # 3. top-k degrades past the effective capacity
@@ -95,11 +162,14 @@ def check_claims(ev: Any, *, tolerance: float = 0.005) -> dict:
     for m in ("dv_topk", "unc_topk"):
         a, acc, _ = sw.curve(m, "accuracy")
         peak = int(np.argmax(acc))
-        drop = float(acc[peak] - acc[-1])
-        ok &= drop > tolerance
+        runs = sw.split_values(m, "accuracy")
+        drop, se = mean_and_se(runs[peak] - runs[-1])
+        band = float(noise_band(se, tolerance, n_se))
+        ok &= bool(drop > band)
         parts.append(
             f"{METHOD_LABELS[m]} accuracy peaks at {acc[peak]:.4f} (alpha={a[peak]:.2f}) "
-            f"and ends at {acc[-1]:.4f} (alpha={a[-1]:.2f}), drop {drop:.4f}"
+            f"and ends at {acc[-1]:.4f} (alpha={a[-1]:.2f}), drop {float(drop):.4f} "
+            f"(band {band:.4f})"
         )
     a, acc, _ = sw.curve("ctd", "accuracy")
     parts.append(
@@ -135,14 +205,22 @@ def check_claims(ev: Any, *, tolerance: float = 0.005) -> dict:
 
     # 6. DV ranking above uncertainty
     r = ev.ranking
-    dvc, unc = r.curves["DV probe"], r.curves["Uncertainty"]
     keep = r.fractions <= 0.5
-    frac_above = float(np.mean(dvc[keep] >= unc[keep] - 1e-12))
+    diff_runs = r.per_split["DV probe"][:, keep] - r.per_split["Uncertainty"][:, keep]
+    gap, gap_se = mean_and_se(diff_runs, axis=0)
+    band = noise_band(gap_se, tolerance, n_se)
+    share_below = float(np.mean(gap < -band))
+    overall, overall_se = mean_and_se(diff_runs.mean(axis=1))
+    overall_band = float(noise_band(overall_se, tolerance, n_se))
+    dvc, unc = r.curves["DV probe"], r.curves["Uncertainty"]
+    se_text = "n/a" if np.isnan(overall_se) else f"{float(overall_se):.4f}"
     out["dv_ranking_above_uncertainty"] = _claim(
         "dv_ranking_above_uncertainty",
-        frac_above >= 0.9 and dvc[keep].mean() > unc[keep].mean(),
-        f"DV >= uncertainty at {frac_above:.0%} of the fractions k/N <= 0.5; mean v of "
-        f"the selected: DV {dvc[keep].mean():+.4f}, uncertainty {unc[keep].mean():+.4f}, "
-        f"random {r.curves['random'][keep].mean():+.4f}",
+        share_below <= 0.1 and overall > overall_band,
+        f"DV below uncertainty beyond noise at {share_below:.0%} of the fractions "
+        f"k/N <= 0.5; mean v of the selected: DV {dvc[keep].mean():+.4f}, uncertainty "
+        f"{unc[keep].mean():+.4f}, random {r.curves['random'][keep].mean():+.4f}; "
+        f"DV - uncertainty {float(overall):+.4f} (SE {se_text}, band "
+        f"{overall_band:.4f}) over {r.n_repeats} split(s)",
     )
     return out

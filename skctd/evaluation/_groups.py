@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from sklearn.utils import check_random_state
 
 from skctd.delegation import delegation_value, topk_delegation_mask, uncertainty_signal
 from skctd.evaluation._results import TableMixin
-from skctd.evaluation._splits import calibration_masks, check_pool
+from skctd.evaluation._splits import calibration_masks, check_pool, protocol_splits
 from skctd.evaluation._sweep import budget_sweep
 from skctd.utils import check_fraction, check_scores
 
@@ -118,12 +119,15 @@ def group_analysis(
     performance_risk: str = "accuracy",
     opt_fraction: float = 0.3,
     dv_kind: str = "continuous",
+    shuffle: bool = True,
     random_state: Any = 0,
 ) -> GroupResult:
     """Group-conditional analysis at one budget (the paper's Table 1).
 
-    Calibrates CTD on the calibration half (as :func:`budget_sweep`, same split
-    for the same ``random_state``), runs Unc. top-k on the evaluation half, and
+    On one calibration/evaluation split (the first split of :func:`budget_sweep`
+    for the same ``random_state`` and ``calibration_mask``), calibrates CTD on the
+    calibration half, runs Unc. top-k on the evaluation stream (shuffled as the
+    sweep shuffles it, unless ``shuffle=False``), and
     tabulates per group of the evaluation half: the mean delegation value of all
     rows, of the CTD-delegated and of the Unc.-top-k-delegated rows, and the
     delegation rates (methods ``"ctd"`` and ``"unc_topk"``).
@@ -139,7 +143,7 @@ def group_analysis(
     batch_size : int, default=128
         Batch size of Unc. top-k.
     calibration_mask, calibration_size, n_thresholds, performance_risk, \
-opt_fraction, dv_kind, random_state
+opt_fraction, dv_kind, shuffle, random_state
         As in :func:`budget_sweep`.
 
     Returns
@@ -177,6 +181,10 @@ opt_fraction, dv_kind, random_state
         calibration_size=calibration_size,
         random_state=rng,
     )[0]
+    split = protocol_splits(
+        n, calibration_mask=cal, opt_fraction=opt_fraction, shuffle=shuffle,
+        random_state=copy.deepcopy(rng),
+    )[0]
     sweep = budget_sweep(
         y,
         p,
@@ -191,9 +199,11 @@ opt_fraction, dv_kind, random_state
         opt_fraction=opt_fraction,
         dv_kind=dv_kind,
         methods=("ctd",),
+        n_repeats=1,
+        shuffle=shuffle,
         random_state=rng,
     )
-    ev = np.flatnonzero(~cal)
+    ev = split.evaluation  # the stream of the sweep's split, in its order
     thr = float(sweep.thresholds["ctd"][0, 0])
     u = uncertainty_signal(p[ev], np.sort(p[cal]))
     v = delegation_value(y[ev], p[ev], e[ev], kind=dv_kind)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_random_state
 
-from skctd.calibration import calibrate_budget_sweep
+from skctd.calibration import calibrate_budget_sweep, check_constraints, empirical_risks
 from skctd.evaluation._results import TableMixin
 from skctd.evaluation._splits import (
     calibration_masks,
@@ -51,7 +51,23 @@ class GuaranteeResult(TableMixin):
         Splits whose calibrated threshold is ``inf`` (rate 0), certified or not.
     table : dict of str to ndarray
         Tidy per-split table: ``split``, ``method``, ``rate``, ``threshold``,
-        ``violated``.
+        ``violated`` (the budget), and per constraint ``<name>`` (its realised
+        value) and ``<name>_violated``.
+    levels : dict of str to float
+        The level of each constraint besides the budget (empty without).
+    risk_values : dict of str to dict of str to ndarray of shape (n_splits,)
+        Per LTT variant and constraint: its realised value on the evaluation
+        part of each split, in the units of its level
+        (:func:`skctd.calibration.empirical_risks`).
+    risk_violation_rate, risk_violation_se : dict of str to dict of str to float
+        Per LTT variant and constraint: share of splits whose realised value
+        exceeds the level although the chosen threshold was certified, and its
+        binomial standard error. (Where nothing was certified, see
+        ``n_uncertified``, no guarantee holds and nothing is counted.)
+    any_violation_rate, any_violation_se : dict of str to float
+        Per LTT variant: share of splits where the budget or some certified
+        constraint is exceeded on the evaluation part (equal to
+        ``violation_rate`` without constraints).
     """
 
     alpha: float
@@ -64,6 +80,12 @@ class GuaranteeResult(TableMixin):
     n_uncertified: dict
     table: dict
     n_never_delegate: dict = field(default_factory=dict)
+    levels: dict = field(default_factory=dict)
+    risk_values: dict = field(default_factory=dict)
+    risk_violation_rate: dict = field(default_factory=dict)
+    risk_violation_se: dict = field(default_factory=dict)
+    any_violation_rate: dict = field(default_factory=dict)
+    any_violation_se: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         """A few lines for logs and reports."""
@@ -78,6 +100,13 @@ class GuaranteeResult(TableMixin):
                 f"{self.rates[m].mean():.4f}, never delegating "
                 f"{self.n_never_delegate.get(m, 0)}, uncertified {self.n_uncertified[m]}"
             )
+            for name, level in self.levels.items():
+                lines.append(
+                    f"  {'':>11}  {name} <= {level:g}: violation rate "
+                    f"{self.risk_violation_rate[m][name]:.3f} (SE "
+                    f"{self.risk_violation_se[m][name]:.3f}), mean realised "
+                    f"{np.nanmean(self.risk_values[m][name]):.4f}"
+                )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -105,6 +134,9 @@ def validate_guarantee(
     random_state: Any = 0,
     constraints: Any = None,
     cost: Any = None,
+    cost_max: float | None = None,
+    testing_order: str = "auto",
+    selection: str = "best",
 ) -> GuaranteeResult:
     """Realised delegation rates over random calibration/evaluation splits.
 
@@ -131,10 +163,15 @@ def validate_guarantee(
     random_state : int, RandomState instance or None, default=0
     constraints : mapping or list of Risk, optional
         Extra risks certified with the budget (e.g. ``{"harm": 0.0}``), as in
-        :func:`skctd.calibrate_threshold`; the rates reported stay those of the
-        budget.
+        :func:`skctd.calibrate_threshold`. ``rates`` and ``violation_rate`` stay
+        those of the budget; each constraint's realised values and violation
+        rate are in ``risk_values`` and ``risk_violation_rate``. The realised
+        value on a finite evaluation part is itself noisy: a threshold whose true
+        risk sits exactly at the level exceeds it on about half of the splits.
     cost : array-like of shape (n,), optional
         Per-row costs of the pool, for cost constraints.
+    cost_max, testing_order, selection
+        As in :func:`skctd.calibrate_threshold`.
 
     Returns
     -------
@@ -161,6 +198,7 @@ def validate_guarantee(
     delta = check_fraction(delta, "delta")
     opt_fraction = check_fraction(opt_fraction, "opt_fraction")
     n_splits = check_positive_int(n_splits, "n_splits")
+    risks = check_constraints(constraints, cost, cost_max)
     rng = check_random_state(random_state)
     masks = calibration_masks(
         n, calibration_size=calibration_size, n_splits=n_splits, random_state=rng
@@ -170,6 +208,7 @@ def validate_guarantee(
         splits.append(split_calibration_half(np.flatnonzero(cal), opt_fraction, rng))
         evals.append(np.flatnonzero(~cal))
     rates, thresholds, vr, se, unc, never = {}, {}, {}, {}, {}, {}
+    certified = {}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*certif.*")
         warnings.filterwarnings("ignore", message=".*never delegate under.*")
@@ -185,8 +224,9 @@ def validate_guarantee(
                 n_thresholds=n_thresholds,
                 performance_risk=performance_risk,
                 pareto=m == "pareto",
-                constraints=constraints,
-                cost=cost,
+                constraints=risks or None,
+                testing_order=testing_order,
+                selection=selection,
                 random_state=rng,  # drawn from only for betting p-values
             )
             thresholds[m] = res.thresholds[:, 0]
@@ -195,7 +235,26 @@ def validate_guarantee(
             vr[m] = r
             se[m] = math.sqrt(r * (1 - r) / n_splits)
             unc[m] = int(np.sum(res.n_certified[:, 0] == 0))
+            certified[m] = res.n_certified[:, 0] > 0
             never[m] = int(np.sum(~np.isfinite(thresholds[m])))
+    levels = {r.name: r.level for r in risks}
+    values, rvr, rse, avr, ase = {}, {}, {}, {}, {}
+    evaluated = ~np.column_stack(masks)  # (n, n_splits): the evaluation parts
+    for m in _VARIANTS:
+        delegated = s[:, None] > thresholds[m][None, :]
+        values[m] = (
+            empirical_risks(risks, y, p, e, delegated, where=evaluated) if risks else {}
+        )
+        any_violated = rates[m] > alpha
+        rvr[m], rse[m] = {}, {}
+        for name, level in levels.items():
+            # nothing certified (not even +inf): no guarantee, no violation of one
+            violated = (values[m][name] > level) & certified[m]
+            any_violated = any_violated | violated
+            rvr[m][name] = float(np.mean(violated))
+            rse[m][name] = _binomial_se(rvr[m][name], n_splits)
+        avr[m] = float(np.mean(any_violated))
+        ase[m] = _binomial_se(avr[m], n_splits)
     table = {
         "split": np.tile(np.arange(n_splits), len(_VARIANTS)),
         "method": np.repeat(np.array(_VARIANTS, dtype=object), n_splits),
@@ -203,6 +262,11 @@ def validate_guarantee(
         "threshold": np.concatenate([thresholds[m] for m in _VARIANTS]),
         "violated": np.concatenate([rates[m] > alpha for m in _VARIANTS]),
     }
+    for name, level in levels.items():
+        table[name] = np.concatenate([values[m][name] for m in _VARIANTS])
+        table[f"{name}_violated"] = (table[name] > level) & np.concatenate(
+            [certified[m] for m in _VARIANTS]
+        )
     return GuaranteeResult(
         alpha=alpha,
         delta=delta,
@@ -214,4 +278,14 @@ def validate_guarantee(
         n_uncertified=unc,
         table=table,
         n_never_delegate=never,
+        levels=levels,
+        risk_values=values,
+        risk_violation_rate=rvr,
+        risk_violation_se=rse,
+        any_violation_rate=avr,
+        any_violation_se=ase,
     )
+
+
+def _binomial_se(rate: float, n: int) -> float:
+    return math.sqrt(rate * (1 - rate) / n)

@@ -9,6 +9,7 @@ does.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,13 @@ from sklearn.utils import check_random_state
 from skctd.calibration import opt_test_split
 from skctd.utils import check_cascade_arrays, check_fraction, check_positive_int
 
-__all__ = ["calibration_masks", "check_pool", "split_calibration_half"]
+__all__ = [
+    "ProtocolSplit",
+    "calibration_masks",
+    "check_pool",
+    "protocol_splits",
+    "split_calibration_half",
+]
 
 
 def check_pool(y, probe_scores, expert_scores, **signals) -> tuple[np.ndarray, ...]:
@@ -124,3 +131,61 @@ def split_calibration_half(
         cal_idx.size, opt_fraction=opt_fraction, random_state=rng
     )
     return cal_idx[opt], cal_idx[test]
+
+
+@dataclass(frozen=True)
+class ProtocolSplit:
+    """One calibration/evaluation split of the protocol (pool row indices).
+
+    ``calibration`` is the boolean mask of the calibration half, ``opt`` and
+    ``test`` its optimisation and testing rows, ``evaluation`` the evaluation rows
+    in the order of the stream that the batched top-k baselines read (shuffled
+    when the protocol shuffles).
+    """
+
+    calibration: np.ndarray
+    opt: np.ndarray
+    test: np.ndarray
+    evaluation: np.ndarray
+
+
+def protocol_splits(
+    n: int,
+    *,
+    calibration_mask: Any = None,
+    calibration_size: float = 0.5,
+    n_repeats: int = 1,
+    opt_fraction: float = 0.3,
+    shuffle: bool = True,
+    random_state: Any = None,
+) -> list[ProtocolSplit]:
+    """The ``n_repeats`` splits of the many-split protocol.
+
+    Split after split, from ``random_state``: the calibration half (a random
+    ``calibration_size`` share drawn as :func:`calibration_masks` draws it, or the
+    given ``calibration_mask`` for the first split and random halves of the same
+    size for the others), the optimisation/testing split of that half
+    (:func:`split_calibration_half`) and, with ``shuffle``, a random order of the
+    evaluation rows (``random_state.permutation``). Without ``shuffle`` the
+    evaluation rows keep the pool's order. The first split is the same for every
+    ``n_repeats``.
+    """
+    n_repeats = check_positive_int(n_repeats, "n_repeats")
+    opt_fraction = check_fraction(opt_fraction, "opt_fraction")
+    rng = check_random_state(random_state)
+    size = calibration_size
+    if calibration_mask is not None:
+        first = calibration_masks(n, calibration_mask=calibration_mask)[0]
+        size = float(first.sum()) / n
+    out = []
+    for r in range(n_repeats):
+        if r == 0 and calibration_mask is not None:
+            cal = first
+        else:
+            cal = calibration_masks(n, calibration_size=size, random_state=rng)[0]
+        opt, test = split_calibration_half(np.flatnonzero(cal), opt_fraction, rng)
+        ev = np.flatnonzero(~cal)
+        if shuffle:
+            ev = ev[rng.permutation(ev.size)]
+        out.append(ProtocolSplit(cal, opt, test, ev))
+    return out

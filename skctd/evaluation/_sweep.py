@@ -11,14 +11,15 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from skctd.calibration import calibrate_budget_sweep
-from skctd.delegation import delegation_value, topk_delegation_mask, uncertainty_signal
+from skctd.delegation import (
+    choose_combine,
+    delegation_value,
+    topk_delegation_mask,
+    uncertainty_signal,
+)
 from skctd.evaluation._metrics import METRICS, cascade_metrics
 from skctd.evaluation._results import TableMixin
-from skctd.evaluation._splits import (
-    calibration_masks,
-    check_pool,
-    split_calibration_half,
-)
+from skctd.evaluation._splits import check_pool, protocol_splits
 from skctd.utils import check_budgets, check_fraction, check_positive_int
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "SweepResult",
     "budget_sweep",
     "check_methods",
+    "mean_and_se",
 ]
 
 
@@ -58,6 +60,35 @@ METHOD_LABELS = {
 
 _CALIBRATED = ("ctd", "unc_calibrated")
 _TOPK = ("dv_topk", "unc_topk", "oracle_topk")
+# the calibrated method whose combine choice a top-k baseline follows (combine="auto")
+_FOLLOWS = {"dv_topk": "ctd", "oracle_topk": "ctd", "unc_topk": "unc_calibrated"}
+_COMBINE = ("replace", "average", "auto")
+
+
+def mean_and_se(values: Any, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error of the mean along ``axis``, ignoring NaN.
+
+    The standard error is ``std(ddof=1) / sqrt(m)`` over the ``m`` non-NaN values;
+    it is NaN where fewer than two values are finite (one split says nothing about
+    the spread over splits).
+
+    Parameters
+    ----------
+    values : array-like
+        E.g. one metric per split along ``axis``.
+    axis : int, default=-1
+
+    Returns
+    -------
+    mean, se : ndarray
+    """
+    x = np.asarray(values, dtype=float)
+    m = np.sum(~np.isnan(x), axis=axis)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(x, axis=axis)
+        se = np.nanstd(x, axis=axis, ddof=1) / np.sqrt(m)
+    return mean, np.where(m >= 2, se, np.nan)
 
 
 def _check_alphas(alphas: Any) -> np.ndarray:
@@ -83,23 +114,38 @@ class SweepResult(TableMixin):
         Tidy table, one row per (method, batch size, budget). Columns: ``method``
         (a key of :data:`METHOD_LABELS`), ``batch_size`` (0 for methods that are
         not batched), ``alpha``, ``auroc``, ``accuracy``, ``delegation_rate``,
-        ``mean_v_delegated`` (NaN when nothing is delegated), the ``*_std`` of
-        these four over the repeats (0 with one repeat) and ``threshold`` (the
-        calibrated threshold, median over the repeats; NaN for uncalibrated
+        ``mean_v_delegated`` (NaN when nothing is delegated) -- each the mean over
+        the splits --, their ``*_se`` (standard error of that mean over the
+        splits, ``std(ddof=1) / sqrt(n_repeats)``; NaN with a single split) and
+        ``*_std`` (standard deviation over the splits), and ``threshold`` (the
+        calibrated threshold, median over the splits; NaN for uncalibrated
         methods, ``inf`` when nothing was certified). ``probe_only`` and
-        ``expert_only`` repeat their constant values at every budget.
+        ``expert_only`` repeat their per-split values at every budget.
+    per_split : dict of str to ndarray of shape (n_rows, n_repeats)
+        Each metric of each row of ``table`` on every split (what the means and
+        standard errors summarise; paired differences between methods come from
+        here, see :meth:`difference`).
     alphas : ndarray of shape (n_alphas,)
     delta : float
     batch_sizes : tuple of int
     methods : tuple of str
     n_repeats : int
+        Number of calibration/evaluation splits.
     n_calibration, n_evaluation : int
         Sizes of the two halves.
     thresholds : dict of str to ndarray of shape (n_repeats, n_alphas)
-        Calibrated thresholds of ``ctd`` and ``unc_calibrated`` per repeat.
+        Calibrated thresholds of ``ctd`` and ``unc_calibrated`` per split.
+    combine : str
+        How delegated rows were scored (``"replace"``, ``"average"`` or
+        ``"auto"``).
+    averaged : dict of str to ndarray of bool, shape (n_repeats, n_alphas)
+        For ``combine="auto"``: where each calibrated method chose ``"average"``
+        on its optimisation split (empty otherwise).
+    shuffle : bool
+        Whether the evaluation stream was shuffled before the batched top-k.
     effective_capacity : float
         Share of evaluation rows with a positive delegation value (mean over
-        repeats).
+        splits).
     """
 
     table: dict
@@ -112,11 +158,33 @@ class SweepResult(TableMixin):
     n_evaluation: int
     thresholds: dict = field(default_factory=dict)
     effective_capacity: float = float("nan")
+    per_split: dict = field(default_factory=dict)
+    combine: str = "replace"
+    averaged: dict = field(default_factory=dict)
+    shuffle: bool = True
+
+    def _rows(self, method: str, batch_size: int | None) -> np.ndarray:
+        if method not in self.methods:
+            raise ValueError(f"method {method!r} was not swept; have {self.methods}.")
+        b = 0
+        if method in _TOPK:
+            b = max(self.batch_sizes) if batch_size is None else int(batch_size)
+            if b not in self.batch_sizes:
+                raise ValueError(
+                    f"batch_size {b} was not swept; have {self.batch_sizes}."
+                )
+        t = self.table
+        return (t["method"] == method) & (t["batch_size"] == b)
+
+    @staticmethod
+    def _check_metric(metric: str) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
 
     def curve(
         self, method: str, metric: str = "auroc", batch_size: int | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One method's metric against the budget.
+        """One method's metric against the budget: mean and standard error.
 
         Parameters
         ----------
@@ -128,22 +196,82 @@ class SweepResult(TableMixin):
 
         Returns
         -------
-        alphas, mean, std : ndarray of shape (n_alphas,)
+        alphas, mean, se : ndarray of shape (n_alphas,)
+            ``se`` is the standard error of the mean over the splits (NaN with a
+            single split).
         """
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
-        if method not in self.methods:
-            raise ValueError(f"method {method!r} was not swept; have {self.methods}.")
-        b = 0
-        if method in _TOPK:
-            b = max(self.batch_sizes) if batch_size is None else int(batch_size)
-            if b not in self.batch_sizes:
-                raise ValueError(
-                    f"batch_size {b} was not swept; have {self.batch_sizes}."
-                )
+        self._check_metric(metric)
+        rows = self._rows(method, batch_size)
         t = self.table
-        rows = (t["method"] == method) & (t["batch_size"] == b)
-        return t["alpha"][rows], t[metric][rows], t[metric + "_std"][rows]
+        return t["alpha"][rows], t[metric][rows], t[metric + "_se"][rows]
+
+    def split_values(
+        self, method: str, metric: str = "auroc", batch_size: int | None = None
+    ) -> np.ndarray:
+        """One method's metric on every split.
+
+        Parameters
+        ----------
+        method, metric, batch_size
+            As in :meth:`curve`.
+
+        Returns
+        -------
+        values : ndarray of shape (n_alphas, n_repeats)
+        """
+        self._check_metric(metric)
+        return self.per_split[metric][self._rows(method, batch_size)]
+
+    def difference(
+        self,
+        method: str,
+        baseline: str,
+        metric: str = "auroc",
+        *,
+        batch_size: int | None = None,
+        baseline_batch_size: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Paired difference ``method - baseline`` over the splits, per budget.
+
+        Both methods were scored on the same evaluation rows of each split, so the
+        difference is taken split by split and then averaged: its standard error
+        is that of the paired differences, much smaller than the two curves'
+        standard errors combined when the methods move together from split to
+        split.
+
+        Parameters
+        ----------
+        method, baseline : str
+            Keys of :data:`METHOD_LABELS`.
+        metric : {"auroc", "accuracy", "delegation_rate", "mean_v_delegated"}
+        batch_size, baseline_batch_size : int, optional
+            Batch sizes of top-k methods (default: the largest swept).
+
+        Returns
+        -------
+        alphas, mean, se : ndarray of shape (n_alphas,)
+            Mean of the per-split differences and its standard error (NaN with a
+            single split).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skctd.evaluation import budget_sweep
+        >>> rng = np.random.default_rng(0)
+        >>> y = rng.integers(0, 2, 600)
+        >>> probe = np.clip(0.5 + (2 * y - 1) * rng.normal(0.1, 0.3, 600), 0, 1)
+        >>> expert = np.where(y == 1, 0.9, 0.1)
+        >>> dv = np.where(y == 1, expert - probe, probe - expert)
+        >>> sweep = budget_sweep(y, probe, expert, dv, alphas=[0.3], n_repeats=10)
+        >>> _, gain, se = sweep.difference("ctd", "probe_only", "accuracy")
+        >>> bool(gain[0] > 5 * se[0] > 0)
+        True
+        """
+        self._check_metric(metric)
+        a = self.split_values(method, metric, batch_size)
+        b = self.split_values(baseline, metric, baseline_batch_size)
+        mean, se = mean_and_se(a - b, axis=1)
+        return self.alphas.copy(), mean, se
 
     def __repr__(self) -> str:
         return (
@@ -180,10 +308,14 @@ def budget_sweep(
     opt_fraction: float = 0.3,
     dv_kind: str = "continuous",
     methods: Sequence[str] | None = None,
-    n_repeats: int = 1,
+    n_repeats: int = 20,
+    shuffle: bool = True,
+    combine: str = "replace",
     random_state: Any = 0,
     constraints: Any = None,
     cost: Any = None,
+    testing_order: str = "auto",
+    selection: str = "best",
 ) -> SweepResult:
     """Cascade performance against the delegation budget for every method.
 
@@ -192,7 +324,23 @@ def budget_sweep(
     ``-|F(p) - 0.5|``, ``F`` the ECDF of the calibration half's probe scores),
     ``dv_topk``, ``unc_topk`` and ``oracle_topk`` (the ``floor(alpha * B)`` highest
     DV / uncertainty / true delegation values of each batch of ``B`` evaluation
-    rows, in their order), ``probe_only`` and ``expert_only``.
+    rows, in the order of the evaluation stream), ``probe_only`` and
+    ``expert_only``.
+
+    **Many splits.** The protocol is repeated on ``n_repeats`` random
+    calibration/evaluation splits of the pool (the optimisation/testing split
+    inside each calibration half is redrawn each time, and so is the order of the
+    evaluation stream with ``shuffle``); the table reports each metric's mean over
+    the splits and its standard error. One split can flip a comparison between two
+    methods on a few hundred rows; compare methods with :meth:`SweepResult.difference`,
+    the paired differences over the same splits. ``n_repeats=1`` with a
+    ``calibration_mask`` is the paper's single-split figure.
+
+    **Shuffled stream.** The top-k baselines cut the evaluation rows into batches
+    in stream order. Data files are often sorted (by source, by label), which
+    makes each batch nearly one group; the authors' code shuffles the stream
+    first, and so does ``shuffle=True`` (seeded by ``random_state``, a new order on
+    every split). ``shuffle=False`` keeps the pool's order.
 
     Parameters
     ----------
@@ -203,8 +351,9 @@ def budget_sweep(
     dv_scores : array-like of shape (n,)
         DV-probe predictions ``d(x)`` on the pool (higher = delegate first).
     calibration_mask : array-like of bool, shape (n,), optional
-        Rows of the calibration half (the rest is evaluated). Default: a random
-        half (``calibration_size``) drawn with ``random_state``.
+        Rows of the calibration half of the first split (the rest is evaluated);
+        the other ``n_repeats - 1`` splits are random halves of the same size.
+        Default: every split is a random ``calibration_size`` share.
     calibration_size : float, default=0.5
         Share of the pool used for calibration when ``calibration_mask`` is None.
     alphas : array-like of float, optional
@@ -223,16 +372,28 @@ def budget_sweep(
         Delegation value used by the oracle and in ``mean_v_delegated``.
     methods : sequence of str, optional
         Subset of :data:`METHODS` to run (default: all).
-    n_repeats : int, default=1
-        Number of random calibration/evaluation splits to average over (needs
-        ``calibration_mask=None``).
+    n_repeats : int, default=20
+        Number of calibration/evaluation splits to average over.
+    shuffle : bool, default=True
+        Shuffle the evaluation stream (seeded) before the batched top-k.
+    combine : {"replace", "average", "auto"}, default="replace"
+        Score of a delegated row, for every method but ``expert_only``: the
+        expert's, or the mean of the expert's and the probe's
+        (:func:`~skctd.combined_scores`). ``"auto"``: each calibrated method
+        chooses per split and budget on its optimisation rows
+        (:func:`~skctd.choose_combine`), as the cascade does; the top-k baselines
+        follow the choice of the calibrated method of the same signal (the oracle
+        follows CTD).
     random_state : int, RandomState instance or None, default=0
-        Controls the splits; the default makes the sweep deterministic.
+        Controls the splits and the shuffles; the default makes the sweep
+        deterministic.
     constraints : mapping or list of Risk, optional
         Extra risks certified with the budget by the calibrated methods (e.g.
         ``{"harm": 0.0}``); see :func:`skctd.calibrate_threshold`.
     cost : array-like of shape (n,), optional
         Per-row costs of the pool, for ``"cost"`` / ``"cost_share"`` constraints.
+    testing_order, selection : str, default="auto", "best"
+        As in :func:`skctd.calibrate_threshold`.
 
     Returns
     -------
@@ -249,11 +410,11 @@ def budget_sweep(
     >>> expert = np.where(y == 1, 0.95, 0.05)          # a perfect expert
     >>> dv = np.where(y == 1, expert - probe, probe - expert)  # an oracle DV probe
     >>> res = budget_sweep(y, probe, expert, dv, alphas=[0.1, 0.5], batch_sizes=[128])
-    >>> alphas, acc, _ = res.curve("ctd", "accuracy")
-    >>> bool(acc[1] > acc[0])
+    >>> alphas, acc, se = res.curve("ctd", "accuracy")
+    >>> bool(acc[1] > acc[0] + 10 * se[0])
     True
-    >>> res.table["method"][:3]
-    array(['ctd', 'ctd', 'unc_calibrated'], dtype=object)
+    >>> res.n_repeats, res.table["method"][:3]
+    (20, array(['ctd', 'ctd', 'unc_calibrated'], dtype=object))
     """
     y, p, e, dv = check_pool(y, probe_scores, expert_scores, dv_scores=dv_scores)
     n = y.shape[0]
@@ -262,95 +423,140 @@ def budget_sweep(
     methods = check_methods(methods)
     n_repeats = check_positive_int(n_repeats, "n_repeats")
     opt_fraction = check_fraction(opt_fraction, "opt_fraction")
+    if combine not in _COMBINE:
+        raise ValueError(f"combine must be one of {_COMBINE}, got {combine!r}.")
     rng = check_random_state(random_state)
-    if calibration_mask is not None and n_repeats != 1:
-        raise ValueError(
-            "n_repeats > 1 draws random splits; it cannot be combined with a fixed "
-            "calibration_mask."
-        )
-    masks = calibration_masks(
+    splits = protocol_splits(
         n,
         calibration_mask=calibration_mask,
         calibration_size=calibration_size,
-        n_splits=n_repeats,
+        n_repeats=n_repeats,
+        opt_fraction=opt_fraction,
+        shuffle=bool(shuffle),
         random_state=rng,
     )
     v_all = delegation_value(y, p, e, kind=dv_kind)
     v_cont = delegation_value(y, p, e)
+    d_rows = {c: e if c == "replace" else 0.5 * (e + p) for c in ("replace", "average")}
+    n_alphas = alphas.size
+    common = dict(
+        alphas=alphas,
+        delta=delta,
+        n_thresholds=n_thresholds,
+        performance_risk=performance_risk,
+        constraints=constraints,
+        cost=cost,
+        testing_order=testing_order,
+        selection=selection,
+        random_state=rng,  # drawn from only for betting p-values
+    )
+    fixed = ("replace", "average") if combine == "auto" else (combine,)
 
-    # (method, batch) -> list over repeats of dict metric -> (n_alphas,)
-    collected: dict[tuple[str, int], list[dict]] = {}
-    thresholds = {m: np.full((n_repeats, alphas.size), np.nan) for m in _CALIBRATED}
-    capacity = []
-    ones = np.ones((1, alphas.size), dtype=bool)
-    for r, cal in enumerate(masks):
-        cal_idx, ev_idx = np.flatnonzero(cal), np.flatnonzero(~cal)
-        ye, pe, ee, ve = y[ev_idx], p[ev_idx], e[ev_idx], v_all[ev_idx]
-        capacity.append(float(np.mean(v_cont[ev_idx] > 0)))
-        ref = np.sort(p[cal_idx])
-        u = uncertainty_signal(p, ref)
+    # (method, batch) -> metric -> (n_repeats, n_alphas)
+    keys = [(m, 0) for m in methods if m not in _TOPK]
+    keys += [(m, b) for m in methods if m in _TOPK for b in batch_sizes]
+    values = {k: {mt: np.empty((n_repeats, n_alphas)) for mt in METRICS} for k in keys}
+    thresholds = {m: np.full((n_repeats, n_alphas), np.nan) for m in _CALIBRATED}
+    averaged = {m: np.zeros((n_repeats, n_alphas), dtype=bool) for m in _CALIBRATED}
+    capacity = np.empty(n_repeats)
+    # CTD's signal is the same on every split: one calibration call per combine
+    ctd_thr = {}
+    if "ctd" in methods:
+        for c in fixed:
+            ctd_thr[c] = calibrate_budget_sweep(
+                dv, y, p, e, splits=[(s.opt, s.test) for s in splits],
+                combine=c, **common,
+            ).thresholds
+    ones = np.ones((1, n_alphas), dtype=bool)
+    for r, sp in enumerate(splits):
+        ev = sp.evaluation
+        ye, pe, ve = y[ev], p[ev], v_all[ev]
+        capacity[r] = float(np.mean(v_cont[ev] > 0))
+        u = uncertainty_signal(p, np.sort(p[sp.calibration]))
         signals = {"ctd": dv, "unc_calibrated": u}
+        # which combine each calibrated method uses, per budget
+        avg = {}
+        for m in _CALIBRATED:
+            if combine == "auto":
+                o = sp.opt
+                choice = choose_combine(
+                    signals[m][o], y[o], p[o], e[o], alpha=alphas,
+                    performance_risk=performance_risk, n_thresholds=n_thresholds,
+                )
+                avg[m] = choice == "average"
+            else:
+                avg[m] = np.full(n_alphas, combine == "average")
+            averaged[m][r] = avg[m]
 
-        def add(key, delegated, ye=ye, pe=pe, ee=ee, ve=ve):
-            collected.setdefault(key, []).append(
-                cascade_metrics(ye, pe, ee, delegated, v=ve)
-            )
+        def metrics(key, delegated, use_avg, r=r, ev=ev, ye=ye, pe=pe, ve=ve):
+            out = {}
+            for c in fixed:
+                res = cascade_metrics(ye, pe, d_rows[c][ev], delegated, v=ve)
+                for mt in METRICS:
+                    out.setdefault(mt, []).append(res[mt])
+            for mt in METRICS:
+                vals = out[mt][0] if len(fixed) == 1 else np.where(
+                    use_avg, out[mt][1], out[mt][0]
+                )
+                values[key][mt][r] = vals
 
-        opt_idx, test_idx = split_calibration_half(cal_idx, opt_fraction, rng)
         for m in _CALIBRATED:
             if m not in methods:
                 continue
-            res = calibrate_budget_sweep(
-                signals[m],
-                y,
-                p,
-                e,
-                alphas=alphas,
-                delta=delta,
-                splits=[(opt_idx, test_idx)],
-                n_thresholds=n_thresholds,
-                performance_risk=performance_risk,
-                constraints=constraints,
-                cost=cost,
-                random_state=rng,  # drawn from only for betting p-values
+            if m == "ctd":
+                by_c = {c: ctd_thr[c][r] for c in fixed}
+            else:
+                by_c = {
+                    c: calibrate_budget_sweep(
+                        u, y, p, e, splits=[(sp.opt, sp.test)], combine=c, **common
+                    ).thresholds[0]
+                    for c in fixed
+                }
+            thr = by_c[fixed[0]] if len(fixed) == 1 else np.where(
+                avg[m], by_c["average"], by_c["replace"]
             )
-            thr = res.thresholds[0]
             thresholds[m][r] = thr
-            add((m, 0), signals[m][ev_idx][:, None] > thr[None, :])
-        topk_signals = {"dv_topk": dv[ev_idx], "unc_topk": u[ev_idx], "oracle_topk": ve}
+            metrics((m, 0), signals[m][ev][:, None] > thr[None, :], avg[m])
+        topk_signals = {"dv_topk": dv[ev], "unc_topk": u[ev], "oracle_topk": ve}
         for m in _TOPK:
             if m not in methods:
                 continue
             for b in batch_sizes:
-                masks_ab = np.column_stack(
-                    [topk_delegation_mask(topk_signals[m], a, b) for a in alphas]
-                )
-                add((m, b), masks_ab)
+                mask = topk_delegation_mask(topk_signals[m], alphas, b)
+                metrics((m, b), mask, avg[_FOLLOWS[m]])
         if "probe_only" in methods:
-            add(("probe_only", 0), np.repeat(~ones, ev_idx.size, axis=0))
-        if "expert_only" in methods:
-            add(("expert_only", 0), np.repeat(ones, ev_idx.size, axis=0))
+            metrics(("probe_only", 0), np.repeat(~ones, ev.size, axis=0), False)
+        if "expert_only" in methods:  # the expert alone, whatever the combine
+            res = cascade_metrics(ye, pe, e[ev], np.repeat(ones, ev.size, axis=0), v=ve)
+            for mt in METRICS:
+                values[("expert_only", 0)][mt][r] = res[mt]
 
     cols: dict[str, list] = {
         k: []
         for k in ("method", "batch_size", "alpha", *METRICS)
+        + tuple(f"{m}_se" for m in METRICS)
         + tuple(f"{m}_std" for m in METRICS)
         + ("threshold",)
     }
-    for (m, b), runs in collected.items():
-        cols["method"].append(np.full(alphas.size, m, dtype=object))
-        cols["batch_size"].append(np.full(alphas.size, b, dtype=np.int64))
+    per_split: dict[str, list] = {mt: [] for mt in METRICS}
+    for (m, b) in keys:
+        cols["method"].append(np.full(n_alphas, m, dtype=object))
+        cols["batch_size"].append(np.full(n_alphas, b, dtype=np.int64))
         cols["alpha"].append(alphas)
-        for metric in METRICS:
-            stack = np.vstack([run[metric] for run in runs])
+        for mt in METRICS:
+            runs = values[(m, b)][mt]  # (n_repeats, n_alphas)
+            mean, se = mean_and_se(runs, axis=0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                cols[metric].append(np.nanmean(stack, axis=0))
-                cols[metric + "_std"].append(np.nanstd(stack, axis=0))
+                std = np.nanstd(runs, axis=0)
+            cols[mt].append(mean)
+            cols[mt + "_se"].append(se)
+            cols[mt + "_std"].append(std)
+            per_split[mt].append(runs.T)
         cols["threshold"].append(
             np.median(thresholds[m], axis=0)
             if m in _CALIBRATED
-            else np.full(alphas.size, np.nan)
+            else np.full(n_alphas, np.nan)
         )
     table = {k: np.concatenate(v) for k, v in cols.items()}
     return SweepResult(
@@ -360,8 +566,12 @@ def budget_sweep(
         batch_sizes=batch_sizes,
         methods=methods,
         n_repeats=n_repeats,
-        n_calibration=int(masks[0].sum()),
-        n_evaluation=int((~masks[0]).sum()),
+        n_calibration=int(splits[0].calibration.sum()),
+        n_evaluation=int(splits[0].evaluation.size),
         thresholds={m: t for m, t in thresholds.items() if m in methods},
         effective_capacity=float(np.mean(capacity)),
+        per_split={mt: np.concatenate(v) for mt, v in per_split.items()},
+        combine=combine,
+        averaged={m: a for m, a in averaged.items() if combine == "auto" and m in methods},
+        shuffle=bool(shuffle),
     )

@@ -89,7 +89,7 @@ class ConformalTestMartingale:
     n_channels_ : int
     edges_ : list of ndarray
         Bin edges of each channel.
-    counts_ : ndarray of shape (n_channels, n_bins_)
+    counts_ : ndarray of shape (n_channels, n_bins)
         Values counted so far (reference rows, then stream rows).
     n_ : int
         Stream rows seen.

@@ -294,7 +294,8 @@ class DelegationMonitor:
     ...     return 1 / (1 + np.exp(-5 * (rows[:, 0] + rows[:, 1] * rows[:, 2])))
     >>> cascade = CalibratedDelegationCascade(
     ...     expert, probe=LogisticRegression(), alpha=0.2, calibration_size=None,
-    ...     random_state=0).fit(X[:1000], y[:1000])
+    ...     dv_features="activations", combine="replace", random_state=0,
+    ... ).fit(X[:1000], y[:1000])
     >>> cascade = cascade.calibrate(X[1000:2000], y[1000:2000])
     >>> monitor = DelegationMonitor(cascade, random_state=0).fit(X[1000:2000])
     >>> routing = monitor.route(X[2000:])          # serve and watch

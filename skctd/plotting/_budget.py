@@ -43,7 +43,12 @@ def _check_metric(metric: str) -> str:
 class BudgetCurveDisplay(Display):
     """Cascade metric against the delegation budget, one line per method.
 
-    Probe only and expert only are drawn as horizontal reference lines. Build it
+    Each line is the mean over the protocol's splits, with a band of
+    +-1.96 standard errors of that mean when they are given (a 95% normal
+    interval for the mean curve). Probe only and expert only are drawn as
+    horizontal reference lines. For ``metric="delegation_rate"`` the diagonal
+    ``rate = alpha`` (the budget) is drawn too: a calibrated method stays below it
+    on average. Build it
     with :meth:`from_result` (a :class:`~skctd.evaluation.SweepResult`),
     :meth:`from_predictions` (arrays) or :meth:`from_estimator` (a fitted
     cascade); the constructor only stores the data.
@@ -54,8 +59,9 @@ class BudgetCurveDisplay(Display):
         Budgets.
     values : dict of str to ndarray of shape (n_alphas,)
         Metric of each method (keys of :data:`skctd.evaluation.METHOD_LABELS`).
-    std : dict of str to ndarray, optional
-        Standard deviation over repeats; drawn as a band when given and non-zero.
+    se : dict of str to ndarray, optional
+        Standard error of each mean curve over the splits; drawn as a band of
+        +-1.96 SE where finite and non-zero.
     metric : str, default="auroc"
         Name of the metric (y-axis label).
     batch_size : int, optional
@@ -67,6 +73,10 @@ class BudgetCurveDisplay(Display):
     ----------
     lines_ : dict of str to matplotlib Line2D
         The line of each method.
+    bands_ : dict of str to matplotlib PolyCollection
+        The +-1.96 SE band of each method that has one.
+    diagonal_ : matplotlib Line2D or None
+        The ``rate = alpha`` line (``metric="delegation_rate"`` only).
     ax_ : matplotlib Axes
     figure_ : matplotlib Figure
 
@@ -92,14 +102,14 @@ class BudgetCurveDisplay(Display):
         alphas: Any,
         values: Mapping[str, Any],
         *,
-        std: Mapping[str, Any] | None = None,
+        se: Mapping[str, Any] | None = None,
         metric: str = "auroc",
         batch_size: int | None = None,
         name: str | None = None,
     ) -> None:
         self.alphas = alphas
         self.values = values
-        self.std = std
+        self.se = se
         self.metric = metric
         self.batch_size = batch_size
         self.name = name
@@ -134,7 +144,7 @@ class BudgetCurveDisplay(Display):
         metric = _check_metric(self.metric)
         ax = self._prepare_axes(ax)
         alphas = np.asarray(self.alphas, dtype=float)
-        self.lines_ = {}
+        self.lines_, self.bands_ = {}, {}
         for method, vals in self.values.items():
             vals = np.asarray(vals, dtype=float)
             default = {
@@ -152,12 +162,20 @@ class BudgetCurveDisplay(Display):
             style = self._style(default, kwargs, "line")
             (line,) = ax.plot(alphas, vals, **style)
             self.lines_[method] = line
-            sd = None if self.std is None else self.std.get(method)
-            if sd is not None and np.any(np.asarray(sd) > 0):
-                sd = np.asarray(sd, dtype=float)
-                ax.fill_between(
-                    alphas, vals - sd, vals + sd, color=line.get_color(), alpha=0.15
-                )
+            se = None if self.se is None else self.se.get(method)
+            if se is not None:
+                half = 1.96 * np.asarray(se, dtype=float)
+                if np.any(np.nan_to_num(half) > 0):
+                    self.bands_[method] = ax.fill_between(
+                        alphas, vals - half, vals + half, color=line.get_color(),
+                        alpha=0.15, linewidth=0,
+                    )
+        self.diagonal_ = None
+        if metric == "delegation_rate":
+            (self.diagonal_,) = ax.plot(
+                [0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":",
+                label=r"rate = $\alpha$",
+            )
         ax.set_xlabel(r"Delegation budget $\alpha$")
         ax.set_ylabel(_METRIC_LABELS[metric])
         default_title = f"{_METRIC_LABELS[metric]} vs budget"
@@ -227,11 +245,11 @@ class BudgetCurveDisplay(Display):
         _check_metric(metric)
         methods = result.methods if methods is None else tuple(methods)
         b = max(result.batch_sizes) if batch_size is None else int(batch_size)
-        values, std = {}, {}
+        values, se = {}, {}
         for m in methods:
-            _, values[m], std[m] = result.curve(m, metric, batch_size=b)
+            _, values[m], se[m] = result.curve(m, metric, batch_size=b)
         disp = cls(
-            result.alphas, values, std=std, metric=metric, batch_size=b, name=name
+            result.alphas, values, se=se, metric=metric, batch_size=b, name=name
         )
         return disp.plot(ax=ax, legend=legend, **kwargs)
 

@@ -145,6 +145,7 @@ def render_markdown(
             ],
         )
     )
+    md.append(_guarantee_section(ev))
     md.append("\n## The paper's claims on these numbers\n")
     md.append(
         _table(
@@ -152,10 +153,20 @@ def render_markdown(
             [[c["claim"], c["holds"], c["detail"]] for c in ev.claims.values()],
         )
     )
-    md.append(
-        f"\nDifferences below {s['tolerance']:g} count as ties. One calibration/"
-        "evaluation split: the budget-curve claims carry the noise of that split.\n"
-    )
+    n_rep = int(s.get("n_repeats", 1))
+    if n_rep > 1:
+        md.append(
+            f"\nEvery comparison is a paired difference over {n_rep} random "
+            "calibration/evaluation splits; it counts only beyond "
+            f"max({s['tolerance']:g}, {s.get('n_se', 2.0):g} standard errors of the "
+            "mean difference), smaller differences are ties.\n"
+        )
+    else:
+        md.append(
+            f"\nDifferences below {s['tolerance']:g} count as ties. One calibration/"
+            "evaluation split: the budget-curve claims carry the noise of that "
+            "split.\n"
+        )
 
     md.append("\n## Budget curves\n")
     if "budget_curves" in pngs:
@@ -165,7 +176,14 @@ def render_markdown(
         "budget alpha on the evaluation half. CTD and Unc. calibrated are calibrated "
         f"on the calibration half (Pareto LTT, delta={s['delta']:g}); the top-k "
         "baselines delegate the floor(alpha B) highest-signal rows of each batch of "
-        "B evaluation rows (no guarantee, they need the batch).\n"
+        "B evaluation rows (no guarantee, they need the batch)"
+        + (", the evaluation stream shuffled first" if s.get("shuffle", False) else "")
+        + (
+            f". Each number is the mean over {n_rep} random splits; the bands in the "
+            "figure are +-1.96 standard errors of that mean.\n"
+            if n_rep > 1
+            else ".\n"
+        )
     )
     md.append("\n### Accuracy\n")
     md.append(_sweep_table(sw, "accuracy"))
@@ -199,6 +217,8 @@ def render_markdown(
         "was too small) or never delegating had the best accuracy among the "
         "certified thresholds (the expert does not help enough).\n"
     )
+    if g.levels:
+        md.append(_constraint_violation_table(g))
 
     if ev.groups is not None:
         gt = ev.groups.table
@@ -228,7 +248,10 @@ def render_markdown(
             [[f"{rk.fractions[i]:.2f}"] + [rk.curves[c][i] for c in rk.curves] for i in idx],
         )
     )
-    md.append("\nMean delegation value of the top-k evaluation rows by each signal.\n")
+    md.append(
+        "\nMean delegation value of the top-k evaluation rows by each signal"
+        + (f", averaged over {rk.n_repeats} splits.\n" if rk.n_repeats > 1 else ".\n")
+    )
 
     if ev.binary is not None:
         bt = ev.binary.table
@@ -267,6 +290,93 @@ def render_markdown(
     rows.insert(0, ["alphas", ", ".join(f"{a:.2f}" for a in np.asarray(s["alphas"]))])
     md.append(_table(["setting", "value"], [[k, _compact(v)] for k, v in rows]))
     return "\n".join(md)
+
+
+def _guarantee_section(ev: CascadeEvaluation) -> str:
+    """The certified guarantee of the saved cascade, and why it does not delegate."""
+    cr = ev.calibration
+    md = ["\n## Certified guarantee\n"]
+    if cr is None:
+        md.append("The cascade was not calibrated: it never delegates, no guarantee.\n")
+        return "\n".join(md)
+    sentence = cr.guarantee()
+    if sentence:
+        md.append(f"**{sentence}**\n")
+    else:
+        md.append(
+            "**No guarantee holds**: no threshold was certified, not even never "
+            "delegating (the probe alone does not meet every constraint on this "
+            "calibration data). The cascade falls back to the probe alone.\n"
+        )
+    i = cr.selected_index
+    rows = []
+    for name in cr.constraints:
+        what = (
+            f"at most {cr.alpha:g} of inputs are sent to the expert"
+            if name == "budget"
+            else cr.risk_descriptions.get(name, name)
+        )
+        pvalues = cr.risk_pvalues.get(name, cr.pvalues)
+        tested = cr.risks_test.get(name, cr.budget_risk_test)
+        rows.append([name, cr.levels.get(name, cr.alpha), what, pvalues[i], tested[i]])
+    md.append(
+        _table(
+            ["risk", "level", "certificate", "p-value (chosen)", "value on the test split"],
+            rows,
+        )
+    )
+    md.append(
+        f"\nOne calibration on {cr.n_opt} + {cr.n_test} rows (optimisation + test "
+        f"split), delta = {cr.delta:g}: every certified risk holds *together*, with "
+        f"probability >= {1 - cr.delta:g} over the draw of the calibration data, if "
+        "future inputs are exchangeable with it. A p-value of 0 at threshold +inf "
+        "means the risk holds surely when nothing is delegated. See the user guide, "
+        "page \"What is guaranteed\".\n"
+    )
+    if not cr.delegates:
+        why = ", ".join(cr.blocked_by) or "-"
+        text = (
+            f"\n**The cascade does not delegate** (threshold +inf). Blocked by: "
+            f"{why} (the risk whose p-value exceeded delta at the first threshold the "
+            "testing sequence could not certify)."
+        )
+        if np.isfinite(cr.rows_needed):
+            cal = math.ceil(cr.rows_needed * (cr.n_opt + cr.n_test) / max(cr.n_test, 1))
+            text += (
+                f" Rows needed: about {int(cr.rows_needed):,} test-split rows "
+                f"(~{cal:,} calibration rows) would certify the most promising "
+                "threshold, an estimate from the optimisation split's effect sizes."
+            )
+        elif np.isinf(cr.rows_needed):
+            text += (
+                " On the optimisation split no threshold that delegates looks within "
+                "the constraints at any sample size: more calibration data is "
+                "unlikely to help; the expert does not improve on the probe there."
+            )
+        md.append(text + "\n")
+    return "\n".join(md)
+
+
+def _constraint_violation_table(g) -> str:
+    rows = []
+    for k, label in (("budget_only", "budget-only"), ("pareto", "Pareto")):
+        for name, level in g.levels.items():
+            rows.append([
+                label, f"{name} <= {level:g}", g.risk_violation_rate[k][name],
+                g.risk_violation_se[k][name], float(np.nanmean(g.risk_values[k][name])),
+            ])
+        rows.append([label, "any of them or the budget", g.any_violation_rate[k],
+                     g.any_violation_se[k], None])
+    return (
+        "\n### Constraints\n\n"
+        + _table(["LTT variant", "constraint", "violation rate", "SE",
+                  "mean realised value"], rows)
+        + "\nShare of the splits whose chosen threshold was certified yet whose "
+        "evaluation part exceeds the constraint's level (splits where nothing was "
+        "certified carry no guarantee and are not counted). The realised value on a "
+        "finite evaluation part is noisy: a threshold whose true risk sits at the "
+        "level exceeds it on about half of the evaluation parts.\n"
+    )
 
 
 def _compact(v: Any) -> str:

@@ -129,7 +129,6 @@ def _write_figures(ev: CascadeEvaluation, out: Path, *, dpi: int) -> dict[str, s
         BudgetCurveDisplay.from_result(
             ev.sweep, metric=metric, ax=ax, legend=metric == "auroc"
         )
-    axes[2].plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":")
     save(fig, "budget_curves.png")
 
     fig = Figure(figsize=(6.4, 4.4))
