@@ -213,13 +213,21 @@ def test_strong_expert_says_delegation_pays(evaluations):
 
 def test_constraints_are_in_the_certified_statement(evaluations):
     ev = evaluations["strong"]
+    harm = "the cascade's error exceeds the probe-only error by at most 0"
     cr = dataclasses.replace(
         ev.calibration,
-        risk_descriptions={"harm": "the cascade's error exceeds the probe-only error by at most 0"},
+        constraints=("budget", "harm"),
+        risk_descriptions={"harm": harm},
     )
     md = decision_markdown(dataclasses.replace(ev, calibration=cr))
-    assert ("to the expert; the cascade's error exceeds the probe-only error by at "
-            "most 0.") in md
+    assert "With probability at least 90% over the draw of the calibration rows" in md
+    assert f"sends at most 20% of new rows to the expert; {harm}." in md
+    # nothing certified, not even never delegating: no guarantee is claimed
+    cr = dataclasses.replace(cr, certified=np.zeros_like(cr.certified))
+    s = decision_summary(dataclasses.replace(ev, calibration=cr))
+    assert s["guarantee"]["holds"] is False
+    md = decision_markdown(dataclasses.replace(ev, calibration=cr))
+    assert "No guarantee holds" in md and "With probability at least" not in md
 
 
 def test_the_report_leads_with_the_decision(evaluations, tmp_path):

@@ -164,17 +164,18 @@ def decision_summary(
         verdict, reason = "do_not_delegate", "no_gain"
 
     cr = ev.calibration
-    statements = [
-        f"the cascade sends at most {g.alpha:.0%} of new rows to the expert"
-    ]
+    statements = [f"the cascade sends at most {g.alpha:.0%} of new rows to the expert"]
+    holds = cr is not None
     if cr is not None:
-        for key, text in getattr(cr, "risk_descriptions", {}).items():
-            if key != "budget":
-                statements.append(text)
+        descriptions = getattr(cr, "risk_descriptions", {})
+        for key in tuple(getattr(cr, "constraints", ("budget",)))[1:]:
+            statements.append(descriptions.get(key, key))
+        holds = bool(np.asarray(cr.certified)[cr.selected_index])
     guarantee = {
         "alpha": float(g.alpha),
         "delta": float(g.delta),
         "statements": statements,
+        "holds": holds,
         "n_splits": int(g.n_splits),
         "violation_rate": float(g.violation_rate["pareto"]),
         "violation_rate_budget_only": float(g.violation_rate["budget_only"]),
@@ -330,17 +331,29 @@ def decision_markdown(evaluation: CascadeEvaluation, *, heading: str = "Decision
             f" To deploy the recommended budget, calibrate at alpha = "
             f"{best['alpha']:.2f} (`--alpha` of `skctd run`, `alpha=` of the cascade)."
         )
+    if g["holds"]:
+        certified = (
+            f"With probability at least {1 - g['delta']:.0%} over the draw of the "
+            "calibration rows, on new rows exchangeable with them (same source, "
+            "same mix): " + "; ".join(g["statements"]) + "."
+        )
+    elif g["delegates"] is None:
+        certified = "The cascade was not calibrated: it never delegates, no guarantee."
+    else:
+        certified = (
+            "No guarantee holds: nothing was certified, not even never delegating "
+            "(the probe alone does not meet every constraint on the calibration "
+            "rows); the cascade falls back to the probe alone."
+        )
     md.append(
         f"\n**What is guaranteed** (the cascade is calibrated at alpha = "
-        f"{g['alpha']:g}, delta = {g['delta']:g}). With probability at least "
-        f"{1 - g['delta']:.0%} over the draw of the calibration rows, on new rows "
-        "exchangeable with them (same source, same mix): "
-        + "; ".join(g["statements"]) + "."
+        f"{g['alpha']:g}, delta = {g['delta']:g}). "
+        + certified
         + deployed
         + f" Checked here over {g['n_splits']} random calibration draws: the "
         f"realised rate exceeded alpha in {g['violation_rate']:.1%} of them (Pareto "
         f"LTT; budget-only LTT {g['violation_rate_budget_only']:.1%}), to compare "
         f"with delta = {g['delta']:g}. Accuracy and AUROC are measured, not "
-        "guaranteed." + again + "\n"
+        "guaranteed (details: section \"Certified guarantee\")." + again + "\n"
     )
     return "\n".join(md)
