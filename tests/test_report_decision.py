@@ -228,6 +228,13 @@ def test_constraints_are_in_the_certified_statement(evaluations):
     assert s["guarantee"]["holds"] is False
     md = decision_markdown(dataclasses.replace(ev, calibration=cr))
     assert "No guarantee holds" in md and "With probability at least" not in md
+    # only never delegating (+inf, the grid's first) certified: said so
+    only_inf = np.zeros_like(cr.certified)
+    only_inf[0] = True
+    cr = dataclasses.replace(cr, certified=only_inf, threshold=np.inf, selected_index=0)
+    md = decision_markdown(dataclasses.replace(ev, calibration=cr))
+    assert "never delegates (threshold +inf): no threshold that delegates was" in md
+    assert "With probability at least 90%" in md
 
 
 def test_the_report_leads_with_the_decision(evaluations, tmp_path):

@@ -321,6 +321,8 @@ def decision_markdown(evaluation: CascadeEvaluation, *, heading: str = "Decision
             + (
                 "nothing was certified."
                 if not g["n_certified"]
+                else "no threshold that delegates was certified."
+                if g["n_certified"] == 1  # the grid's +inf alone
                 else "never delegating was the most accurate certified choice."
             )
         )
