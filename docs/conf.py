@@ -94,3 +94,78 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_context = {"default_mode": "light"}
+
+# -- references ------------------------------------------------------------------
+# Every cross-reference must resolve (``-W`` turns a broken one into an error).
+nitpicky = True
+# Third-party targets have no inventory here (no intersphinx: the build is offline),
+# so references to them cannot resolve; they are the only ones ignored.
+nitpick_ignore_regex = [
+    (r"py:.*", r"(sklearn|numpy|scipy|pandas|matplotlib|joblib|json|torch)(\..*)?"),
+]
+
+
+def _lookup(path):
+    """The Python object at a dotted path, or None."""
+    import importlib
+
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _resolve_own_names(app, env, node, contnode):
+    """Resolve a reference to a skctd object under the name it is documented as.
+
+    A docstring may name an object where it is defined (``skctd.experts.BaseExpert``)
+    or relative to its module (``calibrate_threshold`` inside skctd.calibration),
+    while the API reference documents it once, under its public name
+    (``skctd.BaseExpert``). Same object, same page: the reference goes there. A name
+    that matches no documented object stays unresolved, and nitpicky reports it.
+    """
+    if node.get("refdomain") != "py" or not node.get("reftarget"):
+        return None
+    py = env.get_domain("py")
+    index = getattr(env, "_skctd_documented", None)
+    if index is None:
+        by_id = {}
+        for name in py.objects:
+            obj = _lookup(name)
+            if obj is not None:
+                by_id.setdefault(id(obj), name)
+        index = env._skctd_documented = by_id
+    by_id = index
+    target = node["reftarget"].lstrip(".~")
+    module = node.get("py:module") or "skctd"
+    cls = node.get("py:class")
+    candidates = [target, f"skctd.{target}", f"{module}.{target}"]
+    if cls:
+        candidates.append(f"{module}.{cls}.{target}")
+    name = None
+    for candidate in candidates:
+        obj = _lookup(candidate) if candidate.startswith("skctd") else None
+        if obj is not None and id(obj) in by_id:
+            name = by_id[id(obj)]
+            break
+    if name is None:  # e.g. a summary line shown on a page of another module
+        matches = [n for n in py.objects if n.endswith(f".{target}")]
+        name = matches[0] if len(matches) == 1 else None
+    if name is None:
+        return None
+    return py.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], name, node, contnode
+    )
+
+
+def setup(app):
+    app.connect("missing-reference", _resolve_own_names)

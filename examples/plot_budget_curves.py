@@ -134,7 +134,12 @@ fig.tight_layout()
 # stop delegating where it stops helping on the optimisation split. The DV cascade
 # keeps its gain at every budget; the uncertainty cascade, which cannot find the
 # inputs where the weak expert helps, stays within a few thousandths of the probe
-# (the guarantee is on the budget, not on accuracy).
+# (the guarantee is on the budget, not on accuracy). That is no contradiction of
+# the user guide's "with a weak expert, uncertainty-based delegation lowers
+# accuracy": a policy that spends its budget on uncertain inputs does (the
+# uncertainty top-k curve), and the calibrated uncertainty cascade escapes it only
+# because the Pareto filter stops delegating where accuracy on the optimisation
+# split stops improving -- it gains nothing either.
 #
 # Which inputs does each signal rank first?
 # -----------------------------------------

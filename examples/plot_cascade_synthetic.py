@@ -4,13 +4,16 @@ A calibrated cascade on synthetic features
 =================================================
 
 This example builds a Calibrate-Then-Delegate cascade on synthetic numeric features,
-with a plain Python function as the expert, and checks the two things the method
-promises:
+with a plain Python function as the expert, and measures two things on new data:
 
-* the cascade is more accurate than the probe alone, because it sends to the expert
-  the inputs on which the expert helps;
-* the fraction of inputs sent to the expert stays below the budget ``alpha``
-  (with probability at least ``1 - delta`` over the draw of the calibration data).
+* the fraction of inputs sent to the expert, against the budget ``alpha``. This is
+  what the method guarantees: Pr over the calibration draw (R(lambda) <= alpha)
+  >= 1 - delta, where R is the expected delegation rate on exchangeable future
+  inputs;
+* the accuracy of the cascade, against the probe alone. This is *not* guaranteed:
+  the calibration picks the threshold with the best accuracy on a small
+  optimisation split, so the cascade is more accurate here because the DV probe
+  finds the inputs on which the expert helps, and we check it on held-out data.
 
 The data are built so that the cheap linear probe is wrong on one region of the
 input space (there the label rule is flipped), while the expert knows the flip but
@@ -150,9 +153,14 @@ for i, a in enumerate(alphas):
 
 # %%
 # Past the share of inputs on which the expert actually helps, the calibrated DV
-# cascade stops delegating more: the Pareto filter discards thresholds that would
-# lower accuracy, so a larger budget never hurts. The realised rate stays below the
-# budget line.
+# cascade stops delegating much more: the Pareto filter discards thresholds that
+# lower accuracy *on the optimisation split*. That is an estimate on a few hundred
+# rows, not a promise: accuracy on new data can end up a little *below* that of a
+# smaller budget (the largest such drop is printed below). The realised rate
+# stays below the budget line.
+dv_accuracy = np.array(results["dv"][0])
+drop = np.max(np.maximum.accumulate(dv_accuracy) - dv_accuracy)
+print(f"largest accuracy drop below a smaller budget's (DV): {drop:.3f}")
 fig, (ax_acc, ax_rate) = plt.subplots(1, 2, figsize=(10, 4))
 ax_acc.plot(alphas, results["dv"][0], "o-", color="tab:orange", label="CTD (DV)")
 ax_acc.plot(

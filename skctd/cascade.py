@@ -61,9 +61,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
     *delegation-value* (DV) model ``d(x)`` predicts how much the *expert* would
     improve on the probe for that input; the expert is called only when
     ``d(x) > threshold_``. The threshold is calibrated by Learn-then-Test on held-out
-    data, so that the fraction of inputs sent to the expert is at most ``alpha`` with
-    probability at least ``1 - delta`` over the draw of the calibration data, while
-    the cascade's accuracy (or AUROC) is as high as possible.
+    data, so that Pr over the calibration draw (R(lambda) <= alpha) >= 1 - delta for
+    ``lambda = threshold_``, where R is the expected delegation rate on exchangeable
+    future inputs (a bound on the long-run rate, not a cap per batch); among the
+    thresholds it certifies, it picks the one with the best accuracy (or AUROC) on
+    the optimisation split.
 
     Each decision depends on one input only, so the cascade serves a stream one input
     at a time: a batch gives exactly what each row gives alone.
@@ -117,9 +119,11 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         :class:`~skctd.ActivationTransformer`). ``None``: ``X`` already holds
         numeric features. The expert always receives the raw rows.
     alpha : float in (0, 1), default=0.2
-        Budget: the largest acceptable fraction of inputs sent to the expert.
+        Budget: the largest acceptable expected fraction of inputs sent to the
+        expert.
     delta : float in (0, 1), default=0.1
-        The guarantee holds with probability at least ``1 - delta``.
+        The guarantee holds with probability at least ``1 - delta`` over the draw
+        of the calibration data.
     signal : {"dv", "uncertainty"}, default="dv"
         Delegation signal: the DV probe's prediction, or the probe's uncertainty
         ``-|F(p(x)) - 0.5|`` with ``F`` the empirical CDF of the probe scores on

@@ -178,9 +178,11 @@ def test_run_with_local_judge(data_files, tiny_llama_path, tmp_path):
     cascade = info["cascade"]
     assert cascade.featurizer.cache is None and cascade.featurizer_.cache is None
     assert ev.calibration is cascade.calibration_
-    # the judge's scores are probabilities
-    table = ev.sweep.table
-    assert np.all((table["accuracy"] >= 0) & (table["accuracy"] <= 1))
+    # the baselines that never delegate, or always do, do not depend on the budget
+    for method in ("probe_only", "expert_only"):
+        for metric in ("accuracy", "auroc"):
+            _, values, _ = ev.sweep.curve(method, metric)
+            np.testing.assert_allclose(values, values[0])
 
 
 def test_run_with_openai_server_and_failures(data_files, tiny_llama_path, tmp_path):
@@ -282,8 +284,13 @@ def test_demo_end_to_end(tmp_path, smollm2_model, capsys):
     ref = res["reference"]
     assert ref["n_calibration"] + ref["n_evaluation"] == 206  # 40% of 508, stratified
     assert ref["probe_auroc"] > 0.8  # the probe learns the demo task
-    # the guarantee is at least as good as promised (100 splits, 3 SE of slack)
-    assert res["guarantee"]["violation_rate"]["pareto"] <= 0.1 + 3 * 0.03
+    # the reported violation rate is the share of the 100 splits over alpha (its
+    # validity is tested on independent draws in test_guarantee.py)
+    g = res["guarantee"]
+    for m in ("budget_only", "pareto"):
+        rates = np.array(g["rates"][m])
+        assert rates.shape == (100,)
+        assert g["violation_rate"][m] == np.mean(rates > g["alpha"])
     md = (out / "report.md").read_text()
     assert "## Why these models" in md and "![budget curves](budget_curves.png)" in md
     cascade = joblib.load(out / "cascade.joblib")

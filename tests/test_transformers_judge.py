@@ -217,7 +217,6 @@ def test_accounting_and_cache(judge_llama_path):
 
 
 def test_disk_cache(judge_llama_path, tmp_path):
-    pytest.importorskip("skctd.llm._cache")
     first = make_judge(judge_llama_path, cache_dir=str(tmp_path))
     scores = first.score(TEXTS[:3])
     second = make_judge(judge_llama_path, cache_dir=str(tmp_path))
@@ -232,7 +231,6 @@ def test_disk_cache(judge_llama_path, tmp_path):
 
 def test_disk_cache_survives_an_interrupted_run(judge_llama_path, tmp_path, monkeypatch):
     """Scores are cached batch by batch: a run killed midway keeps what it scored."""
-    pytest.importorskip("skctd.llm._cache")
     judge = make_judge(judge_llama_path, cache_dir=str(tmp_path), batch_size=1)
     model = judge._load()["model"]
     forward, calls = model.forward, []

@@ -26,7 +26,7 @@ def reference_confidence_sequence(
     window: int = 250,
     truncation: float = 0.5,
 ) -> dict[str, np.ndarray]:
-    """The confidence sequence of :class:`ConfidenceSequence`, one row at a time.
+    """The confidence sequence of :class:`~skctd.monitor.ConfidenceSequence`, by row.
 
     For each row ``t = 1, 2, ...`` with ``x_t`` in [0, 1]:
 

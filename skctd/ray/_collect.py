@@ -157,12 +157,12 @@ def collect_features(
 def collect_scores(
     result: Any, *, ids: Any = None, id_column: str = "id"
 ) -> tuple[np.ndarray, np.ndarray, ExpertReport]:
-    """The scores computed by :func:`score`, in id order, and the run's report.
+    """The scores computed by :func:`~skctd.ray.score`, in id order, and the run's report.
 
     Parameters
     ----------
     result : ray.data.Dataset, pyarrow.Table, str or path-like
-        What :func:`score` returned, or the folder of Parquet shards it was
+        What :func:`~skctd.ray.score` returned, or the folder of Parquet shards it was
         written to.
     ids : array-like or None, default=None
         The order wanted; it must hold each id of the results exactly once.
