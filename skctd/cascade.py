@@ -511,8 +511,10 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
             e_dv = np.where(np.isnan(e_dv), p_train, e_dv)  # failed calls: v = 0
             v = delegation_value(y_train_enc, p_train, e_dv, kind=self.dv_target)
             dv = self._dv_recipe(rng)
+            dv_input = self._dv_input(Z_train, p_train)
+            self._check_prefitted_dv(dv, dv_input.shape[1])
             self.dv_estimator_ = clone(dv).fit(
-                self._dv_input(Z_train, p_train),
+                dv_input,
                 v,
                 **train_params(routed.dv_estimator.fit),
             )
@@ -1059,6 +1061,22 @@ class CalibratedDelegationCascade(ClassifierMixin, MetaEstimatorMixin, BaseEstim
         if kind == "boosting":
             seed = None if rng is None else rng.randint(np.iinfo(np.int32).max)
         return make_dv_probe(kind, n_probe_features=k, random_state=seed)
+
+    def _check_prefitted_dv(self, dv, n_columns: int) -> None:
+        """A pre-fitted (e.g. frozen) DV probe must read what the cascade feeds it."""
+        n_in = getattr(dv, "n_features_in_", None)
+        if n_in is not None and n_in != n_columns:
+            hint = (
+                " With dv_features='activations+probe' the cascade appends "
+                f"{N_PROBE_FEATURES} probe features to the features; set "
+                "dv_features='activations' for a DV probe fitted on the features alone."
+                if self.dv_features == "activations+probe"
+                else ""
+            )
+            raise ValueError(
+                f"dv_estimator was fitted on {n_in} columns but the cascade feeds it "
+                f"{n_columns} (dv_features={self.dv_features!r}).{hint}"
+            )
 
     def _dv_input(self, Z, p) -> np.ndarray:
         """What the DV probe reads: the features, then the probe features of ``p``."""

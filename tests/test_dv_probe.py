@@ -8,7 +8,7 @@ from scipy.special import expit
 from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from skctd import (
@@ -437,3 +437,23 @@ def test_evaluate_cascade_reads_the_recalibrated_expert_scores():
     np.testing.assert_allclose(ev.sweep.table["auroc"], direct.sweep.table["auroc"])
     assert ev.reference["expert_accuracy"] > 0.7  # the recalibrated expert
     assert np.mean((expert(Xt) >= 0.5) == yt) < 0.65  # the raw one
+
+
+def test_prefitted_dv_probe_of_the_wrong_width_names_dv_features():
+    """A frozen DV probe fitted on the features alone, fed the probe features too,
+    gets an error that names dv_features and the fix, not scikit-learn's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] > 0).astype(int)
+    dv = FrozenEstimator(LinearRegression().fit(X, X[:, 1]))
+    cascade = CalibratedDelegationCascade(
+        lambda rows: (rows[:, 0] > 0).astype(float), probe=LogisticRegression(),
+        dv_estimator=dv, random_state=0,
+    )
+    with pytest.raises(ValueError, match=r"fitted on 3 columns .* feeds it 5 .*"
+                       r"dv_features='activations'"):
+        cascade.fit(X, y)
+    fitted = cascade.set_params(dv_features="activations").fit(X, y)
+    np.testing.assert_allclose(
+        fitted.delegation_signal(X[:5]), dv.predict(X[:5])
+    )

@@ -354,8 +354,8 @@ def test_cascade_fit_is_nearly_tight():
             _never_called,
             probe=probe,
             dv_estimator=dv,
-            dv_features="activations",  # the frozen DV probe reads the features alone
-            combine="replace",  # the paper's procedure, whose violation law is exact
+            dv_features="activations",  # the frozen DV probe reads the features
+            combine="replace",  # the paper's procedure, whose exact rate is known
             alpha=alpha,
             delta=DELTA,
             n_thresholds=FINE,

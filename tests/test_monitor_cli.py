@@ -28,6 +28,9 @@ def setup(tmp_path_factory):
         CalibratedDelegationCascade(
             _expert,
             probe=LogisticRegression(),
+            # the former defaults, with which this stream's alarms were measured
+            dv_features="activations",
+            combine="replace",
             alpha=0.2,
             calibration_size=None,
             random_state=0,

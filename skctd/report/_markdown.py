@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from skctd.evaluation import METHOD_LABELS, CascadeEvaluation, SweepResult
+from skctd.report._decision import decision_markdown
 from skctd.utils import to_jsonable
 
 __all__ = ["render_markdown"]
@@ -118,8 +119,9 @@ def render_markdown(
     )
     if note:
         md.append(note)
+    md.append(decision_markdown(ev))  # leads: what a user needs to decide
 
-    md.append("## Summary\n")
+    md.append("\n## Summary\n")
     md.append(
         _table(
             ["quantity", "value"],

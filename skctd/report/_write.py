@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from skctd.evaluation import CascadeEvaluation
+from skctd.report._decision import decision_summary
 from skctd.report._markdown import render_markdown
 from skctd.utils import import_optional, redact, to_jsonable
 
@@ -92,6 +93,7 @@ def write_report(
     # no key, token or credential is ever written (skctd.utils.redact)
     path.write_text(redact(md), encoding="utf-8")
     payload = evaluation.to_dict()
+    payload["decision"] = to_jsonable(decision_summary(evaluation))
     payload["run"] = run
     (out / "results.json").write_text(
         redact(json.dumps(payload, indent=1, allow_nan=False)), encoding="utf-8"
