@@ -168,8 +168,8 @@ def average_ranking_curves(results: Sequence[RankingCurveResult]) -> RankingCurv
     >>> a = dv_ranking_curve([1.0, -1.0], {"dv": [0.9, 0.1]}, fractions=[0.5, 1.0])
     >>> b = dv_ranking_curve([0.0, 1.0], {"dv": [0.9, 0.1]}, fractions=[0.5, 1.0])
     >>> avg = average_ranking_curves([a, b])
-    >>> avg.curves["dv"], avg.se["dv"], avg.n_repeats
-    (array([0.5, 0.25]), array([0.5 , 0.25]), 2)
+    >>> avg.curves["dv"].tolist(), avg.se["dv"].tolist(), avg.n_repeats
+    ([0.5, 0.25], [0.5, 0.25], 2)
     """
     results = list(results)
     if not results:
