@@ -17,7 +17,7 @@ model load is timed separately).
 
 ``--auroc`` scores ``../shared/data/xstest/xstest.jsonl`` and
 ``../shared/data/high-stakes/test.jsonl`` with the default prompt and saves, under
-``--out`` (default ``/tmp/skctd_judge_scores``), ``{name}.npy`` (scores in file
+``--out`` (default ``skctd_judge_scores`` in the system's temporary folder), ``{name}.npy`` (scores in file
 order), ``{name}_ids.npy`` (the ``id`` of each row), ``{name}_details.npz``
 (``p_pos``, ``p_neg``, ``leaked_mass``, ``label``) and ``{name}.json`` (the
 settings, the AUROC and the timing). Existing score files are reused unless
@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -186,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-input-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--datasets", default="xstest,high_stakes_test")
-    parser.add_argument("--out", default="/tmp/skctd_judge_scores")
+    parser.add_argument(
+        "--out", default=str(Path(tempfile.gettempdir()) / "skctd_judge_scores")
+    )
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     if not (args.server or args.transformers or args.auroc):

@@ -1198,7 +1198,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=PREFIX",
-        help="reuse judge scores saved by bench_judges.py (e.g. hs_test=/tmp/skctd_judge_scores/high_stakes_test)",
+        help="reuse judge scores saved by bench_judges.py (e.g. hs_test=<bench_judges --out>/high_stakes_test)",
     )
     parser.add_argument(
         "--partial-judge",
